@@ -1,0 +1,1 @@
+"""Shared pytest fixtures for the data area (session-scoped, built once per test run)."""
