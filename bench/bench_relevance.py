@@ -1,0 +1,223 @@
+"""Benchmark of the relevance judge: scoring rate on one core (with and without the embedding feature), the
+latency of a GRPO-shaped call, and training time for 100k judgments.
+
+    python bench/bench_relevance.py            # synthetic marketplace of 20000 items (artifacts/synth if present)
+    python bench/bench_relevance.py --quick    # 3000 items, smaller runs, no embedding variant
+
+Writes bench/results/relevance.json and bench/results/relevance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# one core: pin every BLAS / torch pool before numpy or torch load
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = "1"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def dataset(args, work: Path) -> tuple[Path, Path]:
+    """(dataset dir, index dir): artifacts/synth when it and its index exist (full run), else generated."""
+    from data_prep import synth
+    from search_sim.index import build_index
+
+    default = ROOT / "artifacts" / "synth"
+    if not args.quick and (default / "manifest.json").exists() and (default / "index" / "manifest.json").exists():
+        return default, default / "index"
+    n_items, n_queries = (3000, 300) if args.quick else (20000, 2000)
+    data = work / "synth"
+    synth.generate(n_items=n_items, n_queries=n_queries, seed=7, out=data, progress=False)
+    build_index(data, work / "index")
+    return data, work / "index"
+
+
+def scoring_workload(engine, queries: list[str], depth: int) -> tuple[list[str], list[list[str]]]:
+    """Each query with its engine top-``depth`` items (what the evaluation's AvgRel scores)."""
+    results = engine.search_many(queries, k=depth)
+    kept = [(q, r.item_ids) for q, r in zip(queries, results, strict=True) if r.item_ids]
+    return [q for q, _ in kept], [ids for _, ids in kept]
+
+
+def scoring_rate(model_dir: Path, index: Path, queries, lists, reps: int) -> dict:
+    """Pairs/s of score_many on fresh models (cold query cache: every query is parsed, as for new queries)."""
+    from search_sim.relevance import RelevanceModel
+
+    n_pairs = sum(len(ids) for ids in lists)
+    best = None
+    for _ in range(reps):
+        model = RelevanceModel.load(model_dir, index, num_threads=1)
+        if model.uses_embeddings:
+            model.encode_queries(["warm up the encoder"])
+        t0 = time.perf_counter()
+        X = model.features(queries, lists)
+        t1 = time.perf_counter()
+        model.predict(X)
+        t2 = time.perf_counter()
+        run = {"featurise_s": t1 - t0, "predict_s": t2 - t1, "total_s": t2 - t0}
+        if best is None or run["total_s"] < best["total_s"]:
+            best = run
+    # warm: the same queries again (parsed queries cached), as in GRPO where a prompt's query repeats
+    t0 = time.perf_counter()
+    model.score_many(queries, lists)
+    warm_s = time.perf_counter() - t0
+    return {
+        "pairs": n_pairs,
+        "queries": len(queries),
+        "trees": model.booster.num_trees(),
+        **{k: round(v, 4) for k, v in best.items()},
+        "pairs_per_s": round(n_pairs / best["total_s"]),
+        "pairs_per_s_warm_queries": round(n_pairs / warm_s),
+    }
+
+
+def grpo_call_latency(model_dir: Path, index: Path, queries, lists, reps: int = 20) -> dict:
+    """Latency of one score_many call shaped like a GRPO step: 32 lists of 10 items (queries repeat x4)."""
+    from search_sim.relevance import RelevanceModel
+
+    model = RelevanceModel.load(model_dir, index, num_threads=1)
+    times = []
+    for r in range(reps):
+        qs = [queries[(r * 8 + i // 4) % len(queries)] for i in range(32)]
+        ls = [lists[(r * 8 + i // 4) % len(lists)][i % 4 : i % 4 + 10] for i in range(32)]
+        t0 = time.perf_counter()
+        model.score_many(qs, ls)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"lists": 32, "items_per_list": 10, "latency_ms_median": round(float(np.median(times)), 2)}
+
+
+def training_time(data: Path, index: Path, work: Path, n_judgments: int) -> dict:
+    """Wall time of `relevance train` on the first ``n_judgments`` judgments (whole queries), one thread."""
+    from search_sim.relevance.training import train
+
+    table = pq.read_table(data / "judgments.parquet")
+    if table.num_rows < n_judgments:
+        # the synthetic log has fewer: repeat its judgments under renamed queries (same features, more rows)
+        copies = -(-n_judgments // table.num_rows)
+        parts = []
+        for c in range(copies):
+            renamed = [f"{q} " + "x" * c if c else q for q in table.column("query").to_pylist()]
+            parts.append(table.set_column(0, "query", [renamed]))
+        import pyarrow as pa
+
+        table = pa.concat_tables(parts)
+    table = table.slice(0, n_judgments)
+    path = work / "judgments_bench.parquet"
+    pq.write_table(table, path)
+    t0 = time.perf_counter()
+    result = train(data, path, index, work / "model_train_bench", progress=False)
+    wall = time.perf_counter() - t0
+    return {
+        "judgments": table.num_rows,
+        "wall_s": round(wall, 2),
+        **{f"{k}_s": round(v, 2) for k, v in result.metrics["seconds"].items() if k != "total"},
+        "trees": result.metrics["trees"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3000 items, fewer queries, no embedding variant")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from search_sim import SearchEngine
+    from search_sim.relevance.training import train
+
+    with tempfile.TemporaryDirectory(prefix="bench_relevance_") as tmp:
+        work = Path(tmp)
+        data, index = dataset(args, work)
+        engine = SearchEngine.load(index)
+        all_queries = pq.read_table(data / "queries.parquet").column("query").to_pylist()
+        n_queries = 100 if args.quick else 1000
+        queries, lists = scoring_workload(engine, all_queries[:n_queries], depth=100)
+
+        t0 = time.perf_counter()
+        plain = train(data, data / "judgments.parquet", index, work / "model", progress=False)
+        plain_train_s = time.perf_counter() - t0
+        results = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "dataset": str(data if data.is_relative_to(ROOT) is False else data.relative_to(ROOT)),
+            "items": engine.manifest["counts"]["items"] if "items" in engine.manifest["counts"] else None,
+            "quick": args.quick,
+            "no_embeddings": {
+                "ndcg@10_model": plain.metrics["test"]["ndcg@10_model"],
+                "ndcg@10_bm25": plain.metrics["test"]["ndcg@10_bm25"],
+                "train_s": round(plain_train_s, 2),
+                **scoring_rate(work / "model", index, queries, lists, reps=3),
+                "grpo_call": grpo_call_latency(work / "model", index, queries, lists),
+            },
+        }
+        if not args.quick:
+            t0 = time.perf_counter()
+            emb = train(data, data / "judgments.parquet", index, work / "model_emb", embeddings=True, progress=False)
+            emb_train_s = time.perf_counter() - t0
+            results["embeddings"] = {
+                "ndcg@10_model": emb.metrics["test"]["ndcg@10_model"],
+                "train_s_including_item_encoding": round(emb_train_s, 2),
+                **scoring_rate(work / "model_emb", index, queries, lists, reps=1),
+                "grpo_call": grpo_call_latency(work / "model_emb", index, queries, lists, reps=5),
+            }
+        results["training"] = training_time(data, index, work, 20_000 if args.quick else 100_000)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out_json = RESULTS / "relevance.json"
+    tmp_json = out_json.with_suffix(".json.tmp")
+    tmp_json.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp_json, out_json)
+    out_md = RESULTS / "relevance.md"
+    tmp_md = out_md.with_suffix(".md.tmp")
+    tmp_md.write_text(markdown(results, args.quick))
+    os.replace(tmp_md, out_md)
+    print(markdown(results, args.quick))
+
+
+def markdown(r: dict, quick: bool) -> str:
+    cmd = "python bench/bench_relevance.py" + (" --quick" if quick else "")
+    plain = r["no_embeddings"]
+    lines = [
+        "## Relevance model (`bench/bench_relevance.py`)",
+        "",
+        f"`{cmd}` on {r['machine']}; dataset `{r['dataset']}`; one core (LightGBM num_threads=1, torch 1 thread).",
+        f"Scoring: {plain['queries']} queries x their engine top-100 = {plain['pairs']} pairs in one `score_many` call,"
+        " fresh model (every query parsed); target >= 100,000 pairs/s without embeddings.",
+        "",
+        "| variant | NDCG@10 (test) | trees | featurise s | predict s | pairs/s | pairs/s (queries cached) | 32x10 call ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    variants = [("no embeddings (default)", plain)] + ([("+ MiniLM cosine", r["embeddings"])] if "embeddings" in r else [])
+    for name, v in variants:
+        lines.append(
+            f"| {name} | {v['ndcg@10_model']:.4f} | {v['trees']} | {v['featurise_s']:.3f} | {v['predict_s']:.3f} | "
+            f"{v['pairs_per_s']:,} | {v['pairs_per_s_warm_queries']:,} | {v['grpo_call']['latency_ms_median']} |"
+        )
+    t = r["training"]
+    lines += [
+        "",
+        f"BM25 NDCG@10 on the same test queries: {plain['ndcg@10_bm25']:.4f}. "
+        f"Training on {t['judgments']:,} judgments: {t['wall_s']} s wall (catalog features {t['catalog_features_s']} s, "
+        f"featurise {t['featurise_s']} s, LightGBM {t['train_s']} s, {t['trees']} trees).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

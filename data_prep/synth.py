@@ -1,0 +1,723 @@
+"""Synthetic C2C marketplace with a known truth: catalog, query log, pooled judgments and an oracle.
+
+The world (departments, categories, attribute schemas, brands, problem needs) is in synth_taxonomy.py. From a
+seed we draw product models (brand + series + alphanumeric identifier + product-level attribute values), then
+listings of those products written the way C2C sellers write them (varied order, abbreviations, synonyms,
+identifier variants, missing or inconsistent attributes, condition in free text, filler, keyword stuffing).
+Queries come from latent intents at five levels (broad, specific, problem, identifier, colloquial) with Zipf
+frequencies. The oracle grades any (query, item) pair from the intent and the item's TRUE attributes, never from
+its title, so that a lexical judge can be fooled and the oracle cannot. Same seed -> byte-identical files.
+
+Grades (0-4, the paper's Bad/Fair/Good/Excellent/Perfect), a deterministic function of (intent, item truth):
+- product intents (specific, identifier, famous-product colloquial): 4 the product and every constraint (color),
+  3 the product with a constraint missed, 2 same category, 1 related category, 0 otherwise;
+- category intents (broad, colloquial, problem): for a target category with best grade m (4 core, 3 partial
+  answer to a problem): m when every constraint holds, m-1 when at least half hold (two or more constraints),
+  min(m, 2) otherwise; 1 for a related (accessory) category; 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+from tqdm import tqdm
+
+from data_prep import formats
+from data_prep import synth_taxonomy as tx
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("broad", "specific", "problem", "identifier", "colloquial")
+LEVEL_SHARE = {"broad": 0.35, "specific": 0.2, "problem": 0.12, "identifier": 0.13, "colloquial": 0.2}
+# Head queries are mostly broad and problem-oriented, the tail mostly specific and identifiers.
+LEVEL_HEAD_BIAS = {"broad": 3.0, "problem": 2.5, "colloquial": 0.5, "specific": -1.0, "identifier": -2.0}
+PRODUCTS_PER_CATEGORY = 30
+MAX_SLOTS = 8  # attributes per category (product-level + item-level), the width of the truth array
+POOL_LEXICAL = 30  # judged candidates per query from the term-overlap pool
+POOL_RANDOM = 10  # ... plus random negatives
+BATCH_ITEMS = 50_000
+TOKEN_RE = re.compile(r"[a-z0-9]+")
+
+
+# ----------------------------------------------------------------------------------------------- the world
+
+
+@dataclass
+class Category:
+    cid: int
+    name: str
+    dept: str
+    nouns: list[str]
+    slots: list[str]  # attribute names; slots[i] is column i of the truth array
+    values: list[list[str]]  # values[i]: canonical values of slot i
+    n_product_slots: int  # slots[:n] are fixed per product, the rest per listing
+    related: list[str]
+    spec: dict
+
+
+@dataclass
+class Product:
+    pid: int
+    cid: int
+    brand: str
+    series: str
+    identifier: str
+    codes: list[int]  # value code per product-level slot
+    colors: list[int]  # color codes this model comes in
+    nickname: str = ""
+
+
+def _item_slot_values(name: str) -> list[str]:
+    return {"Color": tx.COLORS, "Size": tx.APPAREL_SIZES, "Condition": tx.CONDITIONS}[name]
+
+
+def build_categories() -> list[Category]:
+    cats = []
+    for cid, spec in enumerate(tx.CATEGORIES):
+        slots = list(spec["attrs"]) + list(spec["item_attrs"])
+        values = [list(v) for v in spec["attrs"].values()] + [
+            _item_slot_values(n) for n in spec["item_attrs"]
+        ]
+        assert len(slots) <= MAX_SLOTS, spec["name"]
+        cats.append(
+            Category(
+                cid,
+                spec["name"],
+                spec["dept"],
+                spec["nouns"],
+                slots,
+                values,
+                len(spec["attrs"]),
+                spec["related"],
+                spec,
+            )
+        )
+    return cats
+
+
+def make_identifier(rng: np.random.Generator) -> str:
+    """An alphanumeric model identifier like "WD-19TB", "KX-450" or "G3HZ-2"."""
+    letters = "ABCDEFGHJKLMNPRSTVWXZ"
+    head = "".join(rng.choice(list(letters), size=int(rng.integers(1, 4))))
+    digits = str(int(rng.integers(10, 2000)))
+    tail = "".join(rng.choice(list(letters), size=int(rng.integers(0, 3))))
+    return f"{head}-{digits}{tail}"
+
+
+def identifier_variants(identifier: str) -> list[str]:
+    """How people write one identifier: "WD-19TB" -> WD-19TB, WD19TB, WD19 TB, WD 19TB, wd-19tb, WD 19 TB."""
+    parts = re.findall(r"[A-Za-z]+|\d+", identifier)
+    out = [identifier, "".join(parts)]
+    if len(parts) >= 3:
+        out += ["".join(parts[:2]) + " " + " ".join(parts[2:]), parts[0] + " " + "".join(parts[1:])]
+    out += [" ".join(parts), identifier.lower()]
+    return list(dict.fromkeys(out))
+
+
+def build_products(cats: list[Category], rng: np.random.Generator) -> list[Product]:
+    products: list[Product] = []
+    famous_by_cat: dict[str, list] = {}
+    for fam in tx.FAMOUS:
+        famous_by_cat.setdefault(fam[0], []).append(fam)
+    used_ids: set[str] = set()
+    for cat in cats:
+        specs = [(b, s, i, nick) for _, b, s, i, nick in famous_by_cat.get(cat.name, [])]
+        while len(specs) < PRODUCTS_PER_CATEGORY:
+            ident = make_identifier(rng)
+            if ident in used_ids:
+                continue
+            used_ids.add(ident)
+            b = int(rng.integers(len(cat.spec["brands"])))
+            brand = cat.spec["brands"][b]
+            series = cat.spec["series"][
+                b % len(cat.spec["series"])
+            ]  # the lists are aligned: brand i makes series i
+            specs.append((brand, series, ident, ""))
+        for brand, series, ident, nick in specs:
+            codes = [int(rng.integers(len(cat.values[s]))) for s in range(cat.n_product_slots)]
+            n_colors = int(rng.integers(1, 5))
+            colors = sorted(int(c) for c in rng.choice(len(tx.COLORS), size=n_colors, replace=False))
+            products.append(Product(len(products), cat.cid, brand, series, ident, codes, colors, nick))
+    return products
+
+
+def zipf_weights(n: int, s: float, rng: np.random.Generator) -> np.ndarray:
+    """Zipf(s) probabilities over n things in a seeded random order."""
+    w = 1.0 / np.arange(1, n + 1) ** s
+    return (w / w.sum())[rng.permutation(n)]
+
+
+# ----------------------------------------------------------------------------------------------- listings
+
+
+def _variant(value: str, u: float) -> str:
+    variants = tx.VALUE_VARIANTS.get(value)
+    if not variants:
+        return value
+    return variants[int(u * len(variants))]
+
+
+def _title_value(slot_name: str, value: str, u: float) -> str | None:
+    """How a seller writes an attribute value in a title (yes/no attributes become the attribute's name)."""
+    if value == "yes":
+        return slot_name.lower()
+    if value in ("no", "none"):
+        return None
+    return _variant(value, u)
+
+
+class ListingWriter:
+    """Turns (product, listing-level codes, random draws) into a catalog row the way sellers write them."""
+
+    def __init__(self, cats: list[Category], products: list[Product]):
+        self.cats, self.products = cats, products
+        # Keyword stuffers copy popular searches of OTHER categories (their broad queries and names).
+        popular = [(c.cid, phrase) for c in cats for phrase, _ in c.spec["broad"]]
+        popular += [(c.cid, c.nouns[0]) for c in cats]
+        self.stuffing_by_cat = [[p for cid, p in popular if cid != cat.cid] for cat in cats]
+
+    def row(self, item_id: str, product: Product, codes: list[int], stuffed: bool, u: list[float]) -> dict:
+        cat = self.cats[product.cid]
+        ui = iter(u)
+        parts_front, parts_attrs, parts_back = [], [], []
+        brand = product.brand if next(ui) < 0.85 else ""
+        if brand and next(ui) < 0.2:
+            brand = brand.lower()
+        if brand:
+            parts_front.append(brand)
+        model_bits = []
+        if next(ui) < 0.8:
+            model_bits.append(product.series)
+        if next(ui) < 0.7:
+            variants = identifier_variants(product.identifier)
+            model_bits.append(variants[int(next(ui) * len(variants))])
+        if model_bits:
+            parts_front.append(" ".join(model_bits))
+        for slot, code in enumerate(codes):
+            name = cat.slots[slot]
+            p_mention = {"Color": 0.6, "Size": 0.7, "Condition": 0.0}.get(name, 0.35)
+            if next(ui) < p_mention:
+                text = _title_value(name, cat.values[slot][code], next(ui))
+                if text:
+                    parts_attrs.append(text)
+        noun = cat.nouns[int(next(ui) * len(cat.nouns))] if next(ui) < 0.75 else ""
+        condition = cat.values[cat.slots.index("Condition")][codes[cat.slots.index("Condition")]]
+        if next(ui) < 0.45:
+            texts = tx.CONDITION_TEXT[condition]
+            parts_back.append(texts[int(next(ui) * len(texts))])
+        if next(ui) < 0.25:
+            parts_back.append(tx.FILLER[int(next(ui) * len(tx.FILLER))])
+        if stuffed:  # keyword stuffing: popular search words of other categories
+            pool = self.stuffing_by_cat[cat.cid]
+            parts_back += [pool[int(next(ui) * len(pool))] for _ in range(2 + int(next(ui) * 2))]
+        order = next(ui)
+        if order < 0.5:  # brand model attrs noun condition
+            middle = parts_attrs + ([noun] if noun else [])
+        elif order < 0.8:  # noun first, as in "Mouse Logitech MX ..."
+            middle = parts_attrs
+            parts_front = ([noun] if noun else []) + parts_front
+        else:  # attributes before the brand
+            parts_front, middle = parts_attrs + parts_front, ([noun] if noun else [])
+        words = [p for p in parts_front + middle + parts_back if p]
+        if not words:
+            words = [cat.nouns[0]]
+        title = " ".join(words)
+        if next(ui) < 0.15:
+            title = title.upper()
+        attributes = []
+        for slot, code in enumerate(codes):
+            if next(ui) < 0.2:  # seller left it blank
+                continue
+            value = cat.values[slot][code]
+            if next(ui) < 0.04:  # inconsistent with the title and the truth
+                value = cat.values[slot][int(next(ui) * len(cat.values[slot]))]
+            attributes.append({"name": cat.slots[slot], "value": _variant(value, next(ui))})
+        if next(ui) < 0.5:
+            attributes.append({"name": "Model", "value": f"{product.series} {product.identifier}"})
+        description = ""
+        if next(ui) < 0.5:
+            shown = [f"{a['name']}: {a['value']}" for a in attributes[:3]]
+            description = f"{cat.nouns[0].capitalize()} by {product.brand}. " + ". ".join(shown) + "."
+        return {
+            "item_id": item_id,
+            "title": title,
+            "category": [cat.dept, cat.name],
+            "attributes": attributes,
+            "brand": product.brand if next(ui) < 0.9 else "",
+            "description": description,
+        }
+
+
+N_UNIFORMS = 96  # upper bound on the draws one listing uses
+
+
+def generate_items(cats, products, n_items: int, seed: int, batch_items: int = BATCH_ITEMS):
+    """Yield (catalog batch table, truth dict of arrays) per batch; each batch has its own seeded RNG."""
+    world_rng = np.random.default_rng([seed, 1])
+    cat_w = zipf_weights(len(cats), 0.6, world_rng)
+    prods_of = [[p for p in products if p.cid == c.cid] for c in cats]
+    prod_w = [zipf_weights(len(ps), 0.9, world_rng) for ps in prods_of]
+    cond_w = np.array([0.55, 0.3, 0.08, 0.07])
+    writer = ListingWriter(cats, products)
+    for start in range(0, n_items, batch_items):
+        n = min(batch_items, n_items - start)
+        rng = np.random.default_rng([seed, 2, start])
+        cat_ids = rng.choice(len(cats), size=n, p=cat_w)
+        stuffed = rng.random(n) < 0.02
+        u_all = rng.random((n, N_UNIFORMS)).tolist()
+        size_u = rng.random(n).tolist()
+        cond_codes = rng.choice(4, size=n, p=cond_w).tolist()
+        color_u = rng.random(n).tolist()
+        prod_pick = [0] * n
+        for cid in np.unique(cat_ids):
+            where = np.flatnonzero(cat_ids == cid)
+            picks = rng.choice(len(prods_of[cid]), size=len(where), p=prod_w[cid])
+            for w, pk in zip(where.tolist(), picks.tolist(), strict=True):
+                prod_pick[w] = prods_of[cid][pk].pid
+        truth_attrs = np.full((n, MAX_SLOTS), -1, dtype=np.int16)
+        rows = []
+        for i in range(n):
+            product = products[prod_pick[i]]
+            cat = cats[product.cid]
+            codes = list(product.codes)
+            for name in cat.slots[cat.n_product_slots :]:
+                if name == "Color":
+                    codes.append(product.colors[int(color_u[i] * len(product.colors))])
+                elif name == "Size":
+                    codes.append(int(size_u[i] * len(tx.APPAREL_SIZES)))
+                else:
+                    codes.append(cond_codes[i])
+            truth_attrs[i, : len(codes)] = codes
+            rows.append(writer.row(f"s{start + i:07d}", product, codes, bool(stuffed[i]), u_all[i]))
+        table = pa.Table.from_pylist(rows, schema=formats.CATALOG_SCHEMA)
+        truth = {
+            "category": cat_ids.astype(np.int16),
+            "product": np.asarray(prod_pick, dtype=np.int32),
+            "attrs": truth_attrs,
+            "stuffed": stuffed,
+        }
+        yield table, truth
+
+
+# ----------------------------------------------------------------------------------------------- intents
+
+
+def _cons(constraints: dict) -> dict:
+    return {k: list(v) for k, v in constraints.items()}
+
+
+def build_intents(cats: list[Category], products: list[Product], rng: np.random.Generator) -> list[dict]:
+    """Every candidate intent with its query text; the query log samples from these."""
+    intents: list[dict] = []
+
+    def add(level, query, **spec):
+        intents.append({"level": level, "query": " ".join(query.lower().split()), **spec})
+
+    for cat in cats:
+        base = {"categories": {cat.name: 4}, "related": list(cat.related)}
+        add("broad", cat.nouns[0], **base, constraints={})
+        for phrase, cons in cat.spec["broad"]:
+            add("broad", phrase, **base, constraints={cat.name: _cons(cons)})
+        for slot, name in enumerate(cat.slots):
+            if name == "Condition":
+                continue
+            for value in cat.values[slot]:
+                if value in ("yes", "no", "none") or value.isdigit():
+                    continue
+                noun = cat.nouns[int(rng.integers(len(cat.nouns)))]
+                add("broad", f"{value} {noun}", **base, constraints={cat.name: {name: [value]}})
+        for phrase, cons in cat.spec["colloquial"]:
+            for template in ("{p}", "{p} cheap", "{p} under 50", "{p} for sale"):
+                add("colloquial", template.format(p=phrase), **base, constraints={cat.name: _cons(cons)})
+    for problem in tx.PROBLEMS:
+        for phrase in problem["phrases"]:
+            for template in ("{p}", "{p} ideas", "{p} must haves", "{p} products"):
+                add(
+                    "problem",
+                    template.format(p=phrase),
+                    categories=dict(problem["categories"]),
+                    related=[],
+                    constraints={k: _cons(v) for k, v in problem["constraints"].items()},
+                )
+    for prod in products:
+        cat = cats[prod.cid]
+        target = {"products": [prod.pid], "categories": {cat.name: 2}, "related": list(cat.related)}
+        noun = cat.nouns[0]
+        if "Color" in cat.slots:
+            for color in prod.colors[:2]:
+                add(
+                    "specific",
+                    f"{tx.COLORS[color]} {prod.brand} {prod.series} {noun}",
+                    **target,
+                    constraints={cat.name: {"Color": [tx.COLORS[color]]}},
+                )
+        else:
+            value = cat.values[0][prod.codes[0]]
+            add("specific", f"{prod.brand} {prod.series} {value} {noun}", **target, constraints={})
+        add("specific", f"{prod.brand} {prod.series} {prod.identifier} {noun}", **target, constraints={})
+        variants = identifier_variants(prod.identifier)
+        add("identifier", variants[int(rng.integers(len(variants)))], **target, constraints={})
+        add(
+            "identifier",
+            f"{prod.brand} {variants[int(rng.integers(len(variants)))]}",
+            **target,
+            constraints={},
+        )
+        if prod.nickname:
+            for template in ("{p}", "{p} used", "the {p}"):
+                add("colloquial", template.format(p=prod.nickname), **target, constraints={})
+    seen: set[str] = set()
+    unique = []
+    for intent in intents:
+        if intent["query"] not in seen:
+            seen.add(intent["query"])
+            unique.append(intent)
+    return unique
+
+
+def sample_query_log(
+    intents: list[dict], n_queries: int, rng: np.random.Generator, listed_products: set[int]
+) -> list[dict]:
+    """Pick n_queries intents by level share; give them Zipf frequencies, head biased to broad/problem.
+
+    Product intents are only drawn for products that have at least one listing (`listed_products`).
+    """
+    intents = [i for i in intents if all(p in listed_products for p in i.get("products", []))]
+    by_level = {lv: [i for i in intents if i["level"] == lv] for lv in LEVELS}
+    quota = {lv: int(round(LEVEL_SHARE[lv] * n_queries)) for lv in LEVELS}
+    quota["broad"] += n_queries - sum(quota.values())
+    chosen: list[dict] = []
+    spill = 0
+    for lv in ("problem", "colloquial", "identifier", "broad", "specific"):  # small pools first, spill onward
+        want = quota[lv] + spill
+        pool = by_level[lv]
+        take = min(want, len(pool))
+        spill = want - take
+        picks = rng.choice(len(pool), size=take, replace=False)
+        chosen += [pool[int(p)] for p in sorted(picks)]
+    if spill:
+        raise ValueError(f"only {len(chosen)} distinct queries available, asked for {n_queries}")
+    score = rng.gumbel(size=len(chosen)) + np.array([LEVEL_HEAD_BIAS[i["level"]] for i in chosen])
+    order = np.argsort(-score, kind="stable")
+    log_rows = []
+    for rank, idx in enumerate(order.tolist(), start=1):
+        intent = dict(chosen[idx])
+        # Zipf(1.1) scaled so that the middle query is searched twice and about a third of the log once
+        intent["frequency"] = max(1, int(round(2 * (len(chosen) / (2 * rank)) ** 1.1)))
+        log_rows.append(intent)
+    for k, row in enumerate(log_rows):
+        row["intent_id"] = f"{row['level'][:4]}-{k:05d}"
+    return log_rows
+
+
+# ----------------------------------------------------------------------------------------------- oracle
+
+
+class Oracle:
+    """True grade of (query, item) from the latent intent and the items' true attributes (vectorised)."""
+
+    def __init__(self, item_ids, item_category, item_product, item_attrs, taxonomy, intents, query_to_intent):
+        self.item_ids = list(item_ids)
+        self.row_of = {item_id: i for i, item_id in enumerate(self.item_ids)}
+        self.item_category = item_category
+        self.item_product = item_product
+        self.item_attrs = item_attrs
+        self.taxonomy = taxonomy
+        self.intents = intents  # intent_id -> intent dict
+        self.query_to_intent = query_to_intent
+        self._cat_index = {c["name"]: i for i, c in enumerate(taxonomy["categories"])}
+        self._compiled: dict[str, tuple] = {}
+
+    @classmethod
+    def load(cls, root: str | Path) -> Oracle:
+        root = Path(root)
+        truth = root / "truth"
+        taxonomy = json.loads((truth / "taxonomy.json").read_text())
+        intents = {}
+        with open(truth / "intents.jsonl") as f:
+            for line in f:
+                intent = json.loads(line)
+                intents[intent["intent_id"]] = intent
+        queries = pq.read_table(root / "queries.parquet", columns=["query", "intent_id"]).to_pydict()
+        query_to_intent = dict(zip(queries["query"], queries["intent_id"], strict=True))
+        item_ids = pq.read_table(root / "catalog.parquet", columns=["item_id"]).column("item_id").to_pylist()
+        return cls(
+            item_ids,
+            np.load(truth / "item_category.npy"),
+            np.load(truth / "item_product.npy"),
+            np.load(truth / "item_attrs.npy"),
+            taxonomy,
+            intents,
+            query_to_intent,
+        )
+
+    def intent(self, query: str) -> dict:
+        """The latent intent behind a query of the log (KeyError for any other query)."""
+        return self.intents[self.query_to_intent[query]]
+
+    def query_level(self, query: str) -> str:
+        return self.intent(query)["level"]
+
+    def rows(self, item_ids) -> np.ndarray:
+        return np.fromiter((self.row_of[i] for i in item_ids), dtype=np.int64, count=len(item_ids))
+
+    def grade(self, query: str, item_ids) -> np.ndarray:
+        """int8 grades 0-4 of item_ids for a query of the log; KeyError for unknown queries or item ids."""
+        return self.grade_rows(query, self.rows(item_ids))
+
+    def grade_all(self, query: str) -> np.ndarray:
+        """Grades of every catalog item, in catalog order (for recall denominators)."""
+        return self.grade_rows(query, np.arange(len(self.item_ids)))
+
+    def grade_rows(self, query: str, rows: np.ndarray) -> np.ndarray:
+        cat_max, related_lut, cons, products = self._compile(self.query_to_intent[query])
+        cats = self.item_category[rows]
+        grade = np.where(related_lut[cats], 1, 0).astype(np.int8)
+        base = cat_max[cats]
+        in_target = base > 0
+        grade[in_target] = base[in_target]
+        for cid, slot_allowed in cons.items():
+            mask = cats == cid
+            if products is not None:
+                mask &= np.isin(self.item_product[rows], products)
+            if not mask.any():
+                continue
+            attrs = self.item_attrs[rows[mask]]
+            n_ok = np.zeros(int(mask.sum()), dtype=np.int64)
+            for slot, allowed in slot_allowed:
+                n_ok += np.isin(attrs[:, slot], allowed)
+            n = len(slot_allowed)
+            top = 4 if products is not None else int(cat_max[cid])
+            g = np.where(
+                n_ok == n,
+                top,
+                np.where((n_ok * 2 >= n) & (n >= 2), top - 1, min(top, 2) if products is None else 3),
+            )
+            grade[mask] = g.astype(np.int8)
+        if products is not None:
+            hit = np.isin(self.item_product[rows], products)
+            no_cons = hit & ~np.isin(cats, list(cons))
+            grade[no_cons] = 4
+        return grade
+
+    def _compile(self, intent_id: str):
+        if intent_id in self._compiled:
+            return self._compiled[intent_id]
+        intent = self.intents[intent_id]
+        cats = self.taxonomy["categories"]
+        n_cats = len(cats)
+        cat_max = np.zeros(n_cats, dtype=np.int8)
+        for name, g in intent["categories"].items():
+            cat_max[self._cat_index[name]] = g
+        related_lut = np.zeros(n_cats, dtype=bool)
+        for name in intent["related"]:
+            related_lut[self._cat_index[name]] = True
+        cons = {}
+        for name, constraint in intent["constraints"].items():
+            cid = self._cat_index[name]
+            slot_allowed = []
+            for attr, values in constraint.items():
+                slot = cats[cid]["slots"].index(attr)
+                pool = cats[cid]["values"][slot]
+                slot_allowed.append((slot, np.array([pool.index(v) for v in values], dtype=np.int16)))
+            cons[cid] = slot_allowed
+        products = np.array(intent["products"], dtype=np.int32) if intent.get("products") else None
+        self._compiled[intent_id] = (cat_max, related_lut, cons, products)
+        return self._compiled[intent_id]
+
+
+# ----------------------------------------------------------------------------------------------- pooling
+
+
+def tokenize(text: str) -> list[str]:
+    return TOKEN_RE.findall(text.lower())
+
+
+class TermPool:
+    """Judging pool by term overlap (idf-weighted count of shared title terms); not a search engine."""
+
+    def __init__(self):
+        self.vocab: dict[str, int] = {}
+        self.indptr = [0]
+        self.indices: list[np.ndarray] = []
+        self.n_items = 0
+
+    def add(self, titles: list[str]) -> None:
+        vocab = self.vocab
+        offset = self.indptr[-1]
+        idx, ptr = [], []
+        for title in titles:
+            ids = {vocab.setdefault(t, len(vocab)) for t in tokenize(title)}
+            idx.extend(sorted(ids))
+            offset += len(ids)
+            ptr.append(offset)
+        self.indices.append(np.asarray(idx, dtype=np.int32))
+        self.indptr.extend(ptr)
+        self.n_items += len(titles)
+
+    def finish(self) -> None:
+        indices = np.concatenate(self.indices) if self.indices else np.zeros(0, np.int32)
+        data = np.ones(len(indices), dtype=np.float32)
+        matrix = sp.csr_matrix(
+            (data, indices, np.asarray(self.indptr, dtype=np.int64)), shape=(self.n_items, len(self.vocab))
+        )
+        self.matrix = matrix.tocsc()
+        df = np.diff(self.matrix.indptr).astype(np.float64)
+        self.idf = np.log(1 + self.n_items / np.maximum(df, 1)).astype(np.float32)
+
+    def top(self, query: str, k: int) -> np.ndarray:
+        ids = sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab})
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
+        scores = self.matrix[:, ids] @ self.idf[ids]
+        nz = np.flatnonzero(scores)
+        if len(nz) > k:
+            nz = nz[np.argpartition(-scores[nz], k)[:k]]
+        return nz[np.lexsort((nz, -scores[nz]))]
+
+
+# ----------------------------------------------------------------------------------------------- driver
+
+
+@dataclass
+class SynthResult:
+    n_items: int
+    n_queries: int
+    n_judgments: int
+    out: Path
+
+
+def taxonomy_json(cats: list[Category], products: list[Product]) -> dict:
+    return {
+        "departments": tx.DEPARTMENTS,
+        "categories": [
+            {
+                "name": c.name,
+                "dept": c.dept,
+                "nouns": c.nouns,
+                "slots": c.slots,
+                "values": c.values,
+                "n_product_slots": c.n_product_slots,
+                "related": c.related,
+            }
+            for c in cats
+        ],
+        "colors": tx.COLORS,
+        "products": [
+            {
+                "product_id": p.pid,
+                "category": cats[p.cid].name,
+                "brand": p.brand,
+                "series": p.series,
+                "identifier": p.identifier,
+                "attributes": {cats[p.cid].slots[s]: cats[p.cid].values[s][c] for s, c in enumerate(p.codes)},
+                "colors": [tx.COLORS[c] for c in p.colors],
+                "nickname": p.nickname,
+            }
+            for p in products
+        ],
+    }
+
+
+def generate(n_items: int, n_queries: int, seed: int, out: str | Path, progress: bool = True) -> SynthResult:
+    """Write a synthetic dataset directory (catalog, queries, judgments, truth/, manifest.json) atomically."""
+    out = Path(out)
+    truth_dir = out / "truth"
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    cats = build_categories()
+    products = build_products(cats, np.random.default_rng([seed, 0]))
+    pool = TermPool()
+    truths = []
+    with formats.atomic_write_path(out / "catalog.parquet") as tmp:
+        writer = pq.ParquetWriter(tmp, formats.CATALOG_SCHEMA, **formats.PARQUET_OPTIONS)
+        try:
+            bar = tqdm(total=n_items, desc="items", unit="item", disable=not progress)
+            for table, truth in generate_items(cats, products, n_items, seed):
+                writer.write_table(table, row_group_size=BATCH_ITEMS)
+                pool.add(table.column("title").to_pylist())
+                truths.append(truth)
+                bar.update(table.num_rows)
+            bar.close()
+        finally:
+            writer.close()
+    truth = {k: np.concatenate([t[k] for t in truths]) for k in truths[0]}
+    del truths
+    for key in ("category", "product", "attrs", "stuffed"):
+        with formats.atomic_write_path(truth_dir / f"item_{key}.npy") as tmp, open(tmp, "wb") as f:
+            np.save(f, truth[key])
+    taxonomy = taxonomy_json(cats, products)
+    formats.write_json(taxonomy, truth_dir / "taxonomy.json")
+
+    intents = build_intents(cats, products, np.random.default_rng([seed, 3]))
+    listed = set(np.unique(truth["product"]).tolist())
+    query_log = sample_query_log(intents, n_queries, np.random.default_rng([seed, 4]), listed)
+    with formats.atomic_write_path(truth_dir / "intents.jsonl") as tmp, open(tmp, "w") as f:
+        for row in query_log:
+            fields = {
+                k: row[k]
+                for k in ("intent_id", "level", "query", "frequency", "categories", "related", "constraints")
+            }
+            fields["products"] = row.get("products", [])
+            f.write(json.dumps(fields, sort_keys=True) + "\n")
+    queries = pa.table(
+        {
+            "query": [r["query"] for r in query_log],
+            "frequency": [r["frequency"] for r in query_log],
+            "intent_id": [r["intent_id"] for r in query_log],
+        },
+        schema=formats.QUERIES_SCHEMA,
+    )
+    formats.write_table(queries, out / "queries.parquet")
+
+    pool.finish()
+    item_ids = [f"s{i:07d}" for i in range(n_items)]
+    oracle = Oracle(
+        item_ids,
+        truth["category"],
+        truth["product"],
+        truth["attrs"],
+        taxonomy,
+        {r["intent_id"]: r for r in query_log},
+        {r["query"]: r["intent_id"] for r in query_log},
+    )
+    rng = np.random.default_rng([seed, 5])
+    j_query, j_rows, j_grade = [], [], []
+    for row in tqdm(query_log, desc="judgments", unit="query", disable=not progress):
+        lexical = pool.top(row["query"], POOL_LEXICAL)
+        negatives = rng.choice(n_items, size=min(POOL_RANDOM, n_items), replace=False)
+        rows = np.unique(np.concatenate([lexical, negatives]))
+        j_query += [row["query"]] * len(rows)
+        j_rows.append(rows)
+        j_grade.append(oracle.grade_rows(row["query"], rows))
+    rows = np.concatenate(j_rows)
+    judgments = pa.table(
+        {
+            "query": j_query,
+            "item_id": [item_ids[r] for r in rows.tolist()],
+            "grade": np.concatenate(j_grade).astype(np.int8),
+            "source": ["oracle"] * len(rows),
+        },
+        schema=formats.JUDGMENTS_SCHEMA,
+    )
+    formats.write_table(judgments, out / "judgments.parquet")
+    levels = {lv: sum(r["level"] == lv for r in query_log) for lv in LEVELS}
+    manifest = {
+        "source": "synthetic",
+        "generator": {"items": n_items, "queries": n_queries, "seed": seed},
+        "taxonomy": {"departments": len(tx.DEPARTMENTS), "categories": len(cats), "products": len(products)},
+        "query_levels": levels,
+        "stuffed_items": int(truth["stuffed"].sum()),
+    }
+    n_catalog_rows = pq.read_metadata(out / "catalog.parquet").num_rows
+    formats.write_json(
+        formats.manifest_for(manifest, n_catalog_rows, queries, judgments), out / "manifest.json"
+    )
+    return SynthResult(n_items, len(query_log), judgments.num_rows, out)

@@ -1,0 +1,390 @@
+"""Training splits: SFT warm-up, rejection-sampled SFT-LLM, GRPO and evaluation queries (ms-swift JSONL).
+
+`python -m data_prep training --dataset DIR --index INDEX --relevance MODEL --profile cpu --out DIR/splits`
+
+1. Queries are split disjointly: evaluation first (on synthetic data a share of whole intents is held out and only
+   ever appears in eval), then SFT candidates, then GRPO queries.
+2. Each query's prompt carries the engine's top items (`data_prep.prompts.build_messages`).
+3. The teacher answers every SFT candidate; the answers go through rejection sampling in stages, as the paper's
+   SFT-LLM baseline: (1) the validation gate passes, (2) the LESER reward exceeds `reward_threshold`, (3, stricter)
+   the relevance gain Rel(Y) - Rel(q) is not negative. `sft.jsonl` (warm-up: teach the format) keeps stage 1,
+   `sft_llm.jsonl` (the SFT-LLM baseline) keeps stage 3. The counts per stage go to stats.json.
+
+Rows: {"messages": [...], "query": q, ...extra columns}. SFT rows end with the assistant message; GRPO and eval rows
+end with the user message. Every file is written atomically; teacher answers and their rewards are appended to
+OUT/.work/scored.jsonl so an interrupted run resumes without asking the teacher again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from data_prep.formats import atomic_write_path, load_dataset, write_json
+from data_prep.prompts import build_messages, format_completion
+
+log = logging.getLogger(__name__)
+
+SPLIT_FILES = ("sft.jsonl", "sft_llm.jsonl", "grpo.jsonl", "eval.jsonl")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How many queries each split asks for; a smaller query log gives fewer, and stats.json says so."""
+
+    name: str
+    sft_queries: int
+    grpo_queries: int
+    eval_queries: int
+    max_context_items: int  # items in each prompt (the paper: up to 10)
+    held_out_intent_share: float = 0.1  # share of intents whose queries only appear in eval (synthetic data)
+    eval_share_cap: float = 0.1  # eval takes at most this share of the query log
+
+
+PROFILES = {
+    # CPU demo with SmolLM2-135M on 2 cores: short prompts (5 items) and a few hundred rows keep SFT to minutes.
+    "cpu": Profile("cpu", sft_queries=200, grpo_queries=300, eval_queries=150, max_context_items=5),
+    # The paper: 10,000 SFT examples, 100,000 GRPO queries, 10,000 evaluation queries, 10 context items.
+    "paper": Profile(
+        "paper", sft_queries=10_000, grpo_queries=100_000, eval_queries=10_000, max_context_items=10
+    ),
+}
+
+
+def split_queries(
+    queries: list[str], intent_ids: list[str | None], profile: Profile, seed: int
+) -> tuple[dict[str, list[str]], set[str], dict[str, int]]:
+    """Assign queries to eval, sft and grpo (disjoint). Returns (splits, held-out intents, shortfalls).
+
+    Held-out intents: a `held_out_intent_share` of the intents (when the log has intent ids) whose queries fill up
+    to half of eval; their other queries are dropped so that no training split sees those intents.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(queries)))
+    rng.shuffle(order)
+    n_eval = min(profile.eval_queries, max(1, int(len(queries) * profile.eval_share_cap)))
+    intents = sorted({i for i in intent_ids if i is not None})
+    held_out = (
+        set(rng.sample(intents, int(len(intents) * profile.held_out_intent_share))) if intents else set()
+    )
+    held_rows = [i for i in order if intent_ids[i] in held_out]
+    eval_rows = held_rows[: n_eval // 2]
+    taken = set(held_rows)
+    rest = [i for i in order if i not in taken]
+    eval_rows += rest[: n_eval - len(eval_rows)]
+    used_eval = set(eval_rows)
+    rest = [i for i in rest if i not in used_eval]
+    n_sft = (
+        min(profile.sft_queries, len(rest) // 2)
+        if profile.grpo_queries
+        else min(profile.sft_queries, len(rest))
+    )
+    sft_rows = rest[:n_sft]
+    grpo_rows = rest[n_sft : n_sft + profile.grpo_queries]
+    splits = {
+        "eval": [queries[i] for i in eval_rows],
+        "sft": [queries[i] for i in sft_rows],
+        "grpo": [queries[i] for i in grpo_rows],
+    }
+    wanted = {"eval": profile.eval_queries, "sft": profile.sft_queries, "grpo": profile.grpo_queries}
+    shortfalls = {name: wanted[name] - len(rows) for name, rows in splits.items() if len(rows) < wanted[name]}
+    return splits, held_out, shortfalls
+
+
+def _write_jsonl(rows: list[dict], path: Path) -> None:
+    with atomic_write_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _load_scored(path: Path) -> dict[str, dict]:
+    """Resume: query -> {"completion", "breakdown", "baseline"} from an earlier, possibly interrupted run."""
+    done: dict[str, dict] = {}
+    if not path.is_file():
+        return done
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+                done[entry["query"]] = entry
+            except (ValueError, KeyError):
+                log.warning(
+                    "%s: unreadable line skipped (interrupted write); that query is scored again", path
+                )
+    return done
+
+
+def make_teacher(name: str, work_dir: Path, tokenizer, max_context_items: int, engine=None, catalog=None):
+    if name == "rules":
+        from data_prep.teachers import RulesTeacher, catalog_value_index
+
+        if engine is None:
+            return RulesTeacher()
+        analyze = engine.analyzer.analyze
+        catalog_rows = catalog.select(["brand", "attributes"]).to_pylist() if catalog is not None else []
+        return RulesTeacher(
+            analyzer=analyze,
+            catalog_values=catalog_value_index(catalog_rows, analyze),
+            vocabulary_contains=engine.vocabulary_contains,
+            recall_sizes=lambda queries: [r.recall_size for r in engine.search_many(queries, k=1)],
+        )
+    if name == "openai":
+        from data_prep.teachers import OpenAITeacher
+
+        return OpenAITeacher.from_env(
+            work_dir / "openai_cache.jsonl", tokenizer=tokenizer, max_context_items=max_context_items
+        )
+    raise ValueError(f"unknown teacher {name!r}: choose rules or openai")
+
+
+def build_splits(
+    dataset_dir: str | Path,
+    index_dir: str | Path,
+    relevance_dir: str | Path,
+    out_dir: str | Path,
+    profile: Profile,
+    teacher_name: str = "rules",
+    rules_path: str | Path | None = None,
+    tokenizer_dir: str | Path | None = None,
+    reward_threshold: float = 1.0,
+    seed: int = 13,
+    batch_size: int = 64,
+) -> dict:
+    """Write the four split files and stats.json to `out_dir`; returns the stats dict."""
+    from leser.gate import Rules
+    from leser.reward import LeserScorer
+    from leser.settings import Settings, open_backend
+
+    out_dir = Path(out_dir)
+    work_dir = out_dir / ".work"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    rules = Rules.load(rules_path) if rules_path else Rules()
+    settings = Settings(
+        search=str(Path(index_dir).resolve()),
+        relevance=str(Path(relevance_dir).resolve()),
+        rules=rules,
+        rules_path=str(rules_path or ""),
+    )
+    engine, judge = open_backend(settings)
+    scorer = LeserScorer(engine, judge, settings)
+    tokenizer = None
+    if tokenizer_dir is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+    dataset = load_dataset(dataset_dir)
+    queries = dataset.queries.column("query").to_pylist()
+    intent_ids = dataset.queries.column("intent_id").to_pylist()
+    splits, held_out, shortfalls = split_queries(queries, intent_ids, profile, seed)
+    for name, missing in shortfalls.items():
+        log.warning(
+            "%s: the query log gives %d fewer %s queries than profile %s asks",
+            dataset_dir,
+            missing,
+            name,
+            profile.name,
+        )
+    intent_of = dict(zip(queries, intent_ids, strict=True))
+
+    def prompts_for(split_queries_: list[str], desc: str) -> tuple[list[list[dict]], list[list[dict]]]:
+        contexts, messages = [], []
+        for start in tqdm(range(0, len(split_queries_), batch_size), desc=f"context {desc}", unit="batch"):
+            chunk = split_queries_[start : start + batch_size]
+            for q, result in zip(chunk, engine.search_many(chunk, k=profile.max_context_items), strict=True):
+                items = engine.items(list(result.item_ids)) if len(result.item_ids) else []
+                contexts.append(items)
+                messages.append(
+                    build_messages(q, items, tokenizer, max_context_items=profile.max_context_items)
+                )
+        return contexts, messages
+
+    # SFT candidates: teacher, then gate + reward, appended to the work file batch by batch (resumable).
+    sft_contexts, sft_messages = prompts_for(splits["sft"], "sft")
+    scored_path = work_dir / f"scored.{teacher_name}.jsonl"
+    scored = _load_scored(scored_path)
+    teacher = make_teacher(
+        teacher_name, work_dir, tokenizer, profile.max_context_items, engine, dataset.catalog
+    )
+    todo = [i for i, q in enumerate(splits["sft"]) if q not in scored]
+    if len(todo) < len(splits["sft"]):
+        log.info(
+            "resuming: %d of %d SFT candidates already scored",
+            len(splits["sft"]) - len(todo),
+            len(splits["sft"]),
+        )
+    no_expansion = format_completion("", [])
+    with scored_path.open("a", encoding="utf-8") as work:
+        for start in tqdm(
+            range(0, len(todo), batch_size), desc=f"teacher {teacher_name} + reward", unit="batch"
+        ):
+            rows = todo[start : start + batch_size]
+            qs = [splits["sft"][i] for i in rows]
+            completions = teacher.complete_many(qs, [sft_contexts[i] for i in rows])
+            ok = [j for j, c in enumerate(completions) if c is not None]
+            breakdowns = scorer.score_batch([qs[j] for j in ok], [completions[j] for j in ok])
+            baselines = scorer.score_batch([qs[j] for j in ok], [no_expansion] * len(ok))
+            by_row = {j: (b, base) for j, b, base in zip(ok, breakdowns, baselines, strict=True)}
+            for j, q in enumerate(qs):
+                b, base = by_row.get(j, (None, None))
+                entry = {
+                    "query": q,
+                    "completion": completions[j],
+                    "breakdown": asdict(b) if b else None,
+                    "baseline_reward": base.reward if base else None,
+                }
+                scored[q] = entry
+                work.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            work.flush()
+
+    stage_counts = Counter()
+    gate_reasons = Counter()
+    sft_rows, sft_llm_rows = [], []
+    rewards, baseline_rewards, n_empty = [], [], 0
+    for q, messages in zip(splits["sft"], sft_messages, strict=True):
+        entry = scored[q]
+        stage_counts["0_candidates"] += 1
+        if entry["completion"] is None:
+            continue
+        stage_counts["1_teacher_answered"] += 1
+        b = entry["breakdown"]
+        gate_reasons[b["reason"]] += 1
+        rewards.append(b["reward"])
+        baseline_rewards.append(entry["baseline_reward"])
+        if not b["valid"]:
+            continue
+        stage_counts["2_gate_pass"] += 1
+        n_empty += b["n_expansions"] == 0
+        row = {
+            "messages": [*messages, {"role": "assistant", "content": entry["completion"]}],
+            "query": q,
+            "reward": round(b["reward"], 6),
+        }
+        sft_rows.append(row)
+        if b["reward"] <= reward_threshold:
+            continue
+        stage_counts["3_reward_above_threshold"] += 1
+        if b["rel_y"] < b["rel_q"]:
+            continue
+        stage_counts["4_relevance_gain_not_negative"] += 1
+        sft_llm_rows.append(row)
+
+    _, grpo_messages = prompts_for(splits["grpo"], "grpo")
+    grpo_rows = [{"messages": m, "query": q} for q, m in zip(splits["grpo"], grpo_messages, strict=True)]
+    _, eval_messages = prompts_for(splits["eval"], "eval")
+    eval_rows = [
+        {
+            "messages": m,
+            "query": q,
+            "intent_id": intent_of[q],
+            "held_out_intent": intent_of[q] in held_out,
+        }
+        for q, m in zip(splits["eval"], eval_messages, strict=True)
+    ]
+
+    _write_jsonl(sft_rows, out_dir / "sft.jsonl")
+    _write_jsonl(sft_llm_rows, out_dir / "sft_llm.jsonl")
+    _write_jsonl(grpo_rows, out_dir / "grpo.jsonl")
+    _write_jsonl(eval_rows, out_dir / "eval.jsonl")
+    n = max(1, stage_counts["1_teacher_answered"])
+    stats = {
+        "profile": asdict(profile),
+        "teacher": teacher_name,
+        "dataset": str(dataset_dir),
+        "seed": seed,
+        "reward_threshold": reward_threshold,
+        "tokenizer": str(tokenizer_dir) if tokenizer_dir else "chars/3 estimate",
+        "query_log_size": len(queries),
+        "rows": {
+            "sft.jsonl": len(sft_rows),
+            "sft_llm.jsonl": len(sft_llm_rows),
+            "grpo.jsonl": len(grpo_rows),
+            "eval.jsonl": len(eval_rows),
+        },
+        "shortfalls": shortfalls,
+        "held_out_intents": len(held_out),
+        "eval_queries_of_held_out_intents": sum(r["held_out_intent"] for r in eval_rows),
+        "rejection_sampling_stages": dict(sorted(stage_counts.items())),
+        "gate_reasons": dict(gate_reasons.most_common()),
+        "teacher_gate_pass_rate": stage_counts["2_gate_pass"] / n,
+        "teacher_empty_answers": n_empty,
+        "teacher_mean_reward": float(np.mean(rewards)) if rewards else math.nan,
+        "no_expansion_mean_reward": float(np.mean(baseline_rewards)) if baseline_rewards else math.nan,
+        "teacher_beats_no_expansion_share": (
+            float(np.mean(np.array(rewards) > np.array(baseline_rewards))) if rewards else math.nan
+        ),
+    }
+    write_json(stats, out_dir / "stats.json")
+    return stats
+
+
+def add_cli(subparsers) -> None:
+    """Register `python -m data_prep training ...`."""
+    p = subparsers.add_parser(
+        "training",
+        help="write the SFT, SFT-LLM, GRPO and eval splits (ms-swift JSONL)",
+        description="Build the training splits: engine context for every query, the teacher's answers for the SFT "
+        "queries, rejection sampling in stages (gate, reward > threshold, relevance gain >= 0), and "
+        "sft.jsonl, sft_llm.jsonl, grpo.jsonl, eval.jsonl + stats.json in --out.",
+    )
+    p.add_argument("--dataset", required=True, help="dataset directory (python -m data_prep synth|import)")
+    p.add_argument("--index", required=True, help="search index directory (python -m search_sim build)")
+    p.add_argument(
+        "--relevance", required=True, help="relevance model directory (python -m search_sim relevance)"
+    )
+    p.add_argument("--out", required=True, help="output directory, e.g. artifacts/synth/splits")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="cpu", help="split sizes (default cpu)")
+    p.add_argument(
+        "--teacher",
+        choices=["rules", "openai"],
+        default="rules",
+        help="rules: offline attribute feedback (default); openai: LESER_TEACHER_BASE_URL / LESER_TEACHER_MODEL / "
+        "OPENAI_API_KEY",
+    )
+    p.add_argument("--rules", default=None, help="gate rules YAML (default: leser.gate.Rules defaults)")
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        help="tokenizer folder for the 2048-token prompt budget (default: chars/3)",
+    )
+    p.add_argument("--reward-threshold", type=float, default=1.0, help="SFT-LLM stage 2: keep reward > this")
+    p.add_argument("--seed", type=int, default=13)
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args) -> None:
+    stats = build_splits(
+        args.dataset,
+        args.index,
+        args.relevance,
+        args.out,
+        PROFILES[args.profile],
+        teacher_name=args.teacher,
+        rules_path=args.rules,
+        tokenizer_dir=args.tokenizer,
+        reward_threshold=args.reward_threshold,
+        seed=args.seed,
+    )
+    print(
+        json.dumps(
+            {
+                k: stats[k]
+                for k in (
+                    "rows",
+                    "rejection_sampling_stages",
+                    "teacher_gate_pass_rate",
+                    "teacher_mean_reward",
+                    "no_expansion_mean_reward",
+                )
+            },
+            indent=2,
+        )
+    )

@@ -1,0 +1,3 @@
+from leser.evaluation.cli import main
+
+main()

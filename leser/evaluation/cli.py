@@ -1,0 +1,205 @@
+"""`python -m leser.evaluation`: run the offline evaluation of several expansion systems on one dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+from leser.evaluation.harness import EvalContext, JudgmentsJudge, OracleJudge, evaluate_system
+from leser.evaluation.report import GenerationsWriter, write_results
+from leser.evaluation.systems import (
+    EBQE,
+    RM3,
+    EvalQuery,
+    ModelSystem,
+    NoExpansion,
+    catalog_term_statistics,
+    few_shot_examples,
+    item_text,
+)
+
+logger = logging.getLogger("leser.evaluation")
+
+SYSTEMS_HELP = (
+    "comma-separated systems: none, rm3, ebqe, rules, openai (needs LESER_TEACHER_BASE_URL), "
+    "fewshot:<model dir>, sft:<checkpoint>, leser:<checkpoint> (a model folder or an ms-swift output dir, "
+    "whose newest checkpoint-* is used)"
+)
+
+
+def load_queries(split: Path | None, dataset, limit: int | None) -> list[EvalQuery]:
+    """Rows of an eval split (messages + query), or, without a split, the dataset's query log (messages are then
+    built from the engine when a model needs them). `limit` keeps the first N (splits are already shuffled)."""
+    if split is None:
+        queries = [EvalQuery(q, None) for q in dataset.queries.column("query").to_pylist()]
+        return queries[:limit] if limit else queries
+    rows = []
+    with open(split, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if limit and len(rows) >= limit:
+                break
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{split}:{line_no}: invalid JSON: {err}") from err
+            for key in ("query", "messages"):
+                if key not in row:
+                    raise ValueError(f"{split}:{line_no}: missing field '{key}'")
+            if row["messages"][-1]["role"] != "user":
+                raise ValueError(f"{split}:{line_no}: field 'messages' must end with the user prompt (eval rows)")
+            rows.append(EvalQuery(row["query"], row["messages"]))
+    if not rows:
+        raise ValueError(f"{split}: no rows")
+    return rows
+
+
+class EngineVocabulary:
+    """`term in vocabulary` backed by the index (what the gate's unsupported-attribute check needs)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def __contains__(self, term: str) -> bool:
+        return self.engine.vocabulary_contains(term)
+
+
+class Resources:
+    """Everything systems are built from, loaded once."""
+
+    def __init__(self, args, engine, dataset, queries: list[EvalQuery]):
+        from leser.gate import Rules, check_completion
+
+        self.args, self.engine, self.dataset, self.queries = args, engine, dataset, queries
+        rules = Rules.load(args.rules)
+        vocabulary = EngineVocabulary(engine)
+        self.gate = lambda text, query: check_completion(text, query, rules, vocabulary, engine.analyzer.analyze)
+
+    def prompt_for(self, q: EvalQuery) -> list[dict]:
+        if q.messages is not None:
+            return q.messages
+        from data_prep.prompts import build_messages
+
+        top = self.engine.search(q.query, k=10)
+        return build_messages(q.query, self.engine.items(top.item_ids))
+
+    def sampling(self):
+        from leser.generation import SamplingConfig
+
+        a = self.args
+        return SamplingConfig(temperature=a.temperature, max_new_tokens=a.max_new_tokens, seed=a.seed)
+
+
+def build_system(spec: str, res: Resources):
+    kind, _, arg = spec.partition(":")
+    if kind == "none":
+        return NoExpansion()
+    if kind == "rm3":
+        texts = [item_text(item) for item in res.dataset.catalog.select(["title", "brand", "attributes"]).to_pylist()]
+        return RM3(res.engine, catalog_term_statistics(texts, res.engine.analyzer))
+    if kind == "ebqe":
+        return EBQE(res.dataset.queries.column("query").to_pylist(), res.engine.analyzer)
+    if kind == "rules":
+        from leser.evaluation.teacher_system import RulesSystem
+
+        return RulesSystem(res.engine, res.gate)
+    if kind in ("fewshot", "sft", "leser"):
+        if not arg:
+            raise ValueError(f"system {spec!r}: give a model folder, e.g. {kind}:models/smollm2-135m-instruct")
+        from leser.generation import load_generator
+
+        generator = load_generator(arg, res.args.backend, res.args.batch_size)
+        few_shot = None
+        if kind == "fewshot":
+            examples = res.args.fewshot_examples or res.args.split.parent / "sft.jsonl"
+            few_shot = few_shot_examples(examples, {q.query for q in res.queries})
+        return ModelSystem(spec, arg, generator, res.sampling(), res.gate, res.prompt_for, few_shot)
+    if kind == "openai":
+        from leser.evaluation.teacher_system import OpenAISystem
+
+        return OpenAISystem(res.gate, res.prompt_for, res.sampling())
+    raise ValueError(f"unknown system {spec!r}; {SYSTEMS_HELP}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m leser.evaluation",
+        description="Offline evaluation of query expansion (the LESER paper's Table 2 protocol plus true-relevance "
+        "metrics): writes results.md, results.json, results.png and generations/*.jsonl to --out.",
+    )
+    p.add_argument("--dataset", type=Path, required=True, help="dataset directory (catalog, queries, judgments)")
+    p.add_argument("--index", required=True, help="index directory, or http://host:port of `search_sim serve`")
+    p.add_argument("--relevance", type=Path, required=True, help="relevance model directory")
+    p.add_argument("--split", type=Path, help="eval split JSONL (messages + query); default: the query log")
+    p.add_argument("--systems", default="none,rm3,ebqe,rules", help=SYSTEMS_HELP)
+    p.add_argument("--runs", type=int, default=5, help="generations per query (paper: 5); std over runs")
+    p.add_argument("--limit", type=int, help="evaluate only the first N queries")
+    p.add_argument("--out", type=Path, required=True, help="run directory, e.g. runs/eval/synth")
+    p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (paper: 0.5)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=8, help="transformers generation batch size")
+    p.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
+    p.add_argument("--seed", type=int, default=0, help="run r samples with seed + r")
+    p.add_argument("--rules", type=Path, default=Path("configs/rules.yaml"), help="gate rules YAML")
+    p.add_argument("--fewshot-examples", type=Path, help="SFT JSONL for few-shot examples (default: sft.jsonl "
+                   "next to --split)")
+    p.add_argument("--top-k", type=int, default=100, help="AvgRel depth of the merged ranking (paper: 100)")
+    p.add_argument("--merge-policy", default="rrf", help="fusion of the rankings of q and its expansions")
+    p.add_argument("--new-items-depth", type=int, default=2000, help="recall depth searched for new relevant items")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from data_prep.formats import load_dataset
+    from search_sim import open_engine
+    from search_sim.relevance import RelevanceModel
+
+    started = time.perf_counter()
+    dataset = load_dataset(args.dataset)
+    engine = open_engine(args.index)
+    relevance = RelevanceModel.load(args.relevance, args.index)
+    if (args.dataset / "truth").is_dir():
+        from data_prep.synth import Oracle
+
+        judge = OracleJudge(Oracle.load(args.dataset), dataset.catalog.column("item_id").to_pylist())
+    else:
+        judge = JudgmentsJudge(dataset.judgments, dataset.manifest.get("source", "dataset"))
+    queries = load_queries(args.split, dataset, args.limit)
+    ctx = EvalContext(engine, relevance, judge, queries, top_k=args.top_k, merge_policy=args.merge_policy,
+                      new_items_depth=args.new_items_depth)
+    res = Resources(args, engine, dataset, queries)
+    writer = GenerationsWriter(args.out)
+    reports, timings = [], {}
+    meta = {
+        "title": f"{args.dataset.name}: {len(queries)} queries x {args.runs} runs",
+        "dataset": str(args.dataset),
+        "split": str(args.split) if args.split else None,
+        "n_queries": len(queries),
+        "runs": args.runs,
+        "temperature": args.temperature,
+        "max_new_tokens": args.max_new_tokens,
+        "top_k": args.top_k,
+        "truth": judge.name,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "timings_s": timings,
+    }
+    for spec in [s.strip() for s in args.systems.split(",") if s.strip()]:
+        t0 = time.perf_counter()
+        system = build_system(spec, res)
+        reports.append(evaluate_system(ctx, system, args.runs, writer))
+        timings[spec] = round(time.perf_counter() - t0, 1)
+        logger.info("%s done in %.1f s", spec, timings[spec])
+        header = (
+            f"Evaluation on `{args.dataset}` ({len(queries)} queries, {args.runs} runs at T = {args.temperature}; "
+            f"mean ± std over runs). Truth: {judge.name}."
+        )
+        write_results(args.out, reports, meta, header)  # after every system, so a long run shows progress
+    logger.info("wrote %s/results.md in %.1f s", args.out, time.perf_counter() - started)
+    print((args.out / "results.md").read_text())

@@ -1,0 +1,292 @@
+"""The evaluation loop: the paper's offline protocol (Table 2) plus truth-based metrics, for any expansion system.
+
+For each query q and each run: R_orig = recall set of q, R_exp = union of the recall sets of q and its expansions;
+dRet = |R_exp| - |R_orig|; AvgRel = mean relevance-model score against q of the top `top_k` (100) items of the
+engine's merged ranking; dRel = AvgRel_exp - AvgRel_orig. A run's headline numbers are the % of queries with
+dRet > 0 and with dRel > 0; the table reports mean +- std over runs. NDCG@10, new relevant items and the
+relevance model's agreement use true grades: the synthetic oracle, or a dataset's judgments (unjudged = grade 0).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+from tqdm import tqdm
+
+from leser.evaluation import metrics
+from leser.evaluation.systems import EvalQuery, Expansion, System
+
+logger = logging.getLogger(__name__)
+
+# Query levels of the synthetic oracle where the paper expects no expansion (specific) vs expansion (broad).
+ABSTAIN_LEVELS = ("specific", "broad")
+
+
+class OracleJudge:
+    """True grades from the synthetic generator: every (query, item) pair is graded, so NDCG's ideal ranking is
+    the best `k` grades over the whole catalog (computed once per query)."""
+
+    def __init__(self, oracle, all_item_ids: list[str]):
+        self.oracle, self.all_item_ids = oracle, list(all_item_ids)
+        self.name = "synthetic oracle (every item graded)"
+        self._ideal: dict[str, np.ndarray] = {}
+
+    def grades(self, query: str, item_ids: list[str]) -> np.ndarray:
+        return np.asarray(self.oracle.grade(query, list(item_ids)), dtype=np.int64) if item_ids else np.zeros(0, int)
+
+    def ideal(self, query: str, k: int) -> np.ndarray:
+        if query not in self._ideal:
+            self._ideal[query] = np.sort(self.grades(query, self.all_item_ids))[::-1][:k]
+        return self._ideal[query]
+
+    def level(self, query: str) -> str | None:
+        return self.oracle.query_level(query)
+
+
+class JudgmentsJudge:
+    """True grades from a dataset's judgments (e.g. ESCI); unjudged items count as grade 0, so NDCG and new
+    relevant items are lower bounds when systems surface relevant items nobody judged."""
+
+    def __init__(self, judgments_table, source: str):
+        self.name = f"{source} judgments (unjudged = 0)"
+        self._grades: dict[str, dict[str, int]] = {}
+        for q, item, g in zip(
+            judgments_table.column("query").to_pylist(),
+            judgments_table.column("item_id").to_pylist(),
+            judgments_table.column("grade").to_pylist(),
+            strict=True,
+        ):
+            self._grades.setdefault(q, {})[item] = max(g, self._grades.get(q, {}).get(item, 0))
+
+    def grades(self, query: str, item_ids: list[str]) -> np.ndarray:
+        known = self._grades.get(query, {})
+        return np.asarray([known.get(i, 0) for i in item_ids], dtype=np.int64)
+
+    def ideal(self, query: str, k: int) -> np.ndarray:
+        return np.sort(np.asarray(list(self._grades.get(query, {}).values()), dtype=np.int64))[::-1][:k]
+
+    def level(self, query: str) -> str | None:
+        return None
+
+
+@dataclass
+class EvalContext:
+    engine: object
+    relevance: object
+    judge: object
+    queries: list[EvalQuery]
+    top_k: int = 100  # AvgRel over the top 100 of the merged ranking (the paper's protocol)
+    ndcg_k: int = 10
+    merge_policy: str = "rrf"
+    new_items_depth: int = 2000  # recall sets deeper than this are truncated when counting new relevant items
+    min_relevant_grade: int = 3  # Excellent or Perfect
+    _reference: dict[str, RankingScore] = field(default_factory=dict)
+
+
+class RankingScore(NamedTuple):
+    recall: int
+    item_ids: list[str]
+    avg_rel: float
+    ndcg: float
+    rm_pairwise_acc: float
+    rm_spearman: float
+
+
+@dataclass
+class QueryEval:
+    """One (system, run, query) row, written to generations/<system>.jsonl."""
+
+    query: str
+    run: int
+    level: str | None
+    expansions: list[str]
+    valid: bool
+    reason: str
+    completion: str | None
+    recall_orig: int
+    recall_exp: int
+    d_ret: int
+    avg_rel_orig: float
+    avg_rel_exp: float
+    d_rel: float
+    ndcg_orig: float
+    ndcg_exp: float
+    new_relevant: int
+    new_items_truncated: bool
+    rm_pairwise_acc: float
+    rm_spearman: float
+
+
+def score_rankings(ctx: EvalContext, query_sets: list[list[str]], desc: str) -> list[RankingScore]:
+    """Recall-set union size, merged top-k, AvgRel, NDCG@k and relevance-model agreement for each query set
+    Y = [q, y1, ..., yM] (Y[0] is the original query all relevance is judged against)."""
+    rankings = []
+    for y in tqdm(query_sets, desc=f"{desc}: search", unit="query", leave=False):
+        merged = ctx.engine.merged(y, k=ctx.top_k, policy=ctx.merge_policy)
+        rankings.append((ctx.engine.recall_size(y), list(merged.item_ids)))
+    scores = ctx.relevance.score_many([y[0] for y in query_sets], [ids for _, ids in rankings])
+    out = []
+    for y, (recall, ids), rel in zip(query_sets, rankings, scores, strict=True):
+        grades = ctx.judge.grades(y[0], ids)
+        ndcg = metrics.ndcg_at_k(grades, ctx.judge.ideal(y[0], ctx.ndcg_k), ctx.ndcg_k)
+        acc, _ = metrics.pairwise_accuracy(rel, grades)
+        out.append(RankingScore(recall, ids, metrics.average_relevance(rel), ndcg, acc, metrics.spearman(rel, grades)))
+    return out
+
+
+def reference(ctx: EvalContext) -> dict[str, RankingScore]:
+    """The no-expansion ranking of every query, computed once and shared by all systems."""
+    missing = [q.query for q in ctx.queries if q.query not in ctx._reference]
+    if missing:
+        for q, score in zip(missing, score_rankings(ctx, [[q] for q in missing], "reference"), strict=True):
+            ctx._reference[q] = score
+    return ctx._reference
+
+
+def new_relevant_items(ctx: EvalContext, query: str, expansions: list[str]) -> tuple[int, bool]:
+    """|{d in R_exp minus R_orig : grade(q, d) >= 3}| and whether a recall set was cut at `new_items_depth`.
+
+    Exact when every recall set is at most `new_items_depth` items; otherwise a lower bound."""
+    sets = ctx.engine.search_many([query, *expansions], k=ctx.new_items_depth)
+    truncated = any(r.recall_size > ctx.new_items_depth for r in sets)
+    original = set(sets[0].item_ids)
+    new = sorted({i for r in sets[1:] for i in r.item_ids} - original)
+    return metrics.count_relevant(ctx.judge.grades(query, new), ctx.min_relevant_grade), truncated
+
+
+def evaluate_run(ctx: EvalContext, expansions: list[Expansion], run: int, desc: str) -> list[QueryEval]:
+    ref = reference(ctx)
+    to_score = [i for i, e in enumerate(expansions) if e.expansions]
+    scored = score_rankings(ctx, [[ctx.queries[i].query, *expansions[i].expansions] for i in to_score], desc)
+    by_index = dict(zip(to_score, scored, strict=True))
+    rows = []
+    for i, (q, e) in enumerate(zip(ctx.queries, expansions, strict=True)):
+        orig = ref[q.query]
+        exp = by_index.get(i, orig)
+        d_ret = metrics.retrieval_gain(orig.recall, exp.recall)
+        new_rel, truncated = new_relevant_items(ctx, q.query, e.expansions) if d_ret > 0 else (0, False)
+        rows.append(
+            QueryEval(
+                query=q.query,
+                run=run,
+                level=ctx.judge.level(q.query),
+                expansions=e.expansions,
+                valid=e.valid,
+                reason=e.reason,
+                completion=e.completion,
+                recall_orig=orig.recall,
+                recall_exp=exp.recall,
+                d_ret=d_ret,
+                avg_rel_orig=orig.avg_rel,
+                avg_rel_exp=exp.avg_rel,
+                d_rel=metrics.relevance_gain(exp.avg_rel, orig.avg_rel),
+                ndcg_orig=orig.ndcg,
+                ndcg_exp=exp.ndcg,
+                new_relevant=new_rel,
+                new_items_truncated=truncated,
+                rm_pairwise_acc=exp.rm_pairwise_acc,
+                rm_spearman=exp.rm_spearman,
+            )
+        )
+    return rows
+
+
+# Column key -> (header, unit). The first two are the paper's Table 2; the rest are ours.
+RUN_METRICS = {
+    "pct_d_ret_pos": "dRet (%)",
+    "pct_d_rel_pos": "dRel (%)",
+    "mean_d_ret": "mean dRet (items)",
+    "mean_d_rel": "mean dRel",
+    "ndcg10": "NDCG@10",
+    "d_ndcg10": "dNDCG@10",
+    "validity": "valid (%)",
+    "mean_n_expansions": "# exp",
+    "abstain_specific": "abstain specific (%)",
+    "abstain_broad": "abstain broad (%)",
+    "new_relevant": "new relevant / query",
+    "queries_per_s": "queries/s",
+    "rm_pairwise_acc": "RM pairwise acc",
+}
+
+
+def summarize_run(rows: list[QueryEval], seconds: float) -> dict[str, float]:
+    """One run's numbers (each a mean over queries, or a % of queries)."""
+    levels = {lvl: [r for r in rows if r.level == lvl] for lvl in ABSTAIN_LEVELS}
+    return {
+        "pct_d_ret_pos": metrics.percent_positive([r.d_ret for r in rows]),
+        "pct_d_rel_pos": metrics.percent_positive([r.d_rel for r in rows], metrics.RELEVANCE_TOLERANCE),
+        "mean_d_ret": float(np.mean([r.d_ret for r in rows])),
+        "mean_d_rel": float(np.mean([r.d_rel for r in rows])),
+        "ndcg10": float(np.mean([r.ndcg_exp for r in rows])),
+        "d_ndcg10": float(np.mean([r.ndcg_exp - r.ndcg_orig for r in rows])),
+        # Systems that emit lists directly (RM3, EBQE) have no completion for the gate to judge.
+        "validity": metrics.rate([r.valid for r in rows if r.completion is not None]),
+        "mean_n_expansions": float(np.mean([len(r.expansions) for r in rows])),
+        **{
+            f"abstain_{lvl}": metrics.rate([r.valid and not r.expansions for r in group])
+            for lvl, group in levels.items()
+        },
+        "new_relevant": float(np.mean([r.new_relevant for r in rows])),
+        "queries_per_s": len(rows) / seconds if seconds > 0 else math.nan,
+        "rm_pairwise_acc": float(np.nanmean([r.rm_pairwise_acc for r in rows]))
+        if any(not math.isnan(r.rm_pairwise_acc) for r in rows)
+        else math.nan,
+    }
+
+
+@dataclass
+class SystemReport:
+    name: str
+    backbone: str
+    runs: list[dict[str, float]]
+    stochastic: bool
+    n_queries: int
+    invalid_reasons: dict[str, int]
+    truncated_new_item_counts: int
+    aggregate: dict[str, metrics.MeanStd] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.aggregate = {k: metrics.mean_std([run[k] for run in self.runs]) for k in RUN_METRICS}
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["aggregate"] = {k: {"mean": v.mean, "std": v.std} for k, v in self.aggregate.items()}
+        return d
+
+
+def evaluate_system(ctx: EvalContext, system: System, runs: int, write_rows=None) -> SystemReport:
+    """All runs of one system; a deterministic system is evaluated once and that run stands for all `runs`
+    (std 0, as the paper's EBQE row). `write_rows(system, rows)` receives each run's per-query rows."""
+    n_distinct = runs if system.stochastic else 1
+    summaries, reasons, truncated = [], {}, 0
+    for run in range(n_distinct):
+        output = system.expand(ctx.queries, run)
+        rows = evaluate_run(ctx, output.expansions, run, f"{system.name} run {run + 1}/{n_distinct}")
+        for r in rows:
+            if not r.valid:
+                reasons[r.reason] = reasons.get(r.reason, 0) + 1
+        truncated += sum(r.new_items_truncated for r in rows)
+        if write_rows is not None:
+            write_rows(system, rows)
+        summaries.append(summarize_run(rows, output.seconds))
+        logger.info(
+            "%s run %d: dRet>0 %.1f%%, dRel>0 %.1f%%, %.2f queries/s",
+            system.name,
+            run + 1,
+            summaries[-1]["pct_d_ret_pos"],
+            summaries[-1]["pct_d_rel_pos"],
+            summaries[-1]["queries_per_s"],
+        )
+    return SystemReport(
+        name=system.name,
+        backbone=system.backbone,
+        runs=summaries * (runs // n_distinct),
+        stochastic=system.stochastic,
+        n_queries=len(ctx.queries),
+        invalid_reasons=reasons,
+        truncated_new_item_counts=truncated,
+    )

@@ -1,0 +1,237 @@
+"""Validation gate of the LESER reward (paper Sec. 3.3: "reward 0 for any structurally invalid output").
+
+A completion is valid when all of these hold, checked in this order (the first failure is the reason):
+
+1. Layout: exactly one ``<think>...</think>`` followed by exactly one ``<answer>...</answer>``. Whitespace
+   (``str.isspace``) is tolerated before ``<think>``, between ``</think>`` and ``<answer>`` and after
+   ``</answer>``; any other text outside the two blocks is rejected. Tags are case-sensitive and take no
+   attributes. The think block may hold anything except the four tags.
+2. The answer block, stripped of surrounding whitespace, is one JSON object whose only key is ``"expansion"``
+   (extra keys are rejected unless ``allow_extra_keys``), holding a list of strings.
+3. Each expansion, after NFKC normalisation and stripping, is non-empty, at most ``max_chars`` characters and
+   ``max_tokens`` analyzer tokens, differs from the query and from every earlier expansion after normalisation
+   (same multiset of analyzer tokens: a bag-of-words engine returns the same items for both), contains no
+   blocked term (whole analyzer tokens, or a token sequence for multi-word terms) and matches no blocked regex
+   pattern (searched case-insensitively in the NFKC form).
+4. At most ``max_expansions`` expansions. An empty list is valid: it means "already specific, do not expand".
+5. Supported attributes: every word of an expansion (a surface token of ``Analyzer.tokenize``; stop words are
+   skipped) whose index terms are not all among the query's terms must be known to the catalog:
+   ``word in vocabulary``, which for the engine is ``engine.vocabulary_contains(word)`` (the word analyses to
+   terms that all occur in the index). A word the catalog has never seen cannot match any item, so it can only
+   be an invented attribute value ("unsupported attribute" in the paper). Runs only when a vocabulary is given.
+
+Reasons are short stable codes (``REASONS``) so that failures can be counted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import unicodedata
+from collections.abc import Container
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import yaml
+
+from search_sim.analyzer import Analyzer
+
+REASONS = (
+    "ok",
+    "too_long_completion",  # the whole completion exceeds max_completion_chars
+    "missing_think",  # no <think> or no </think>
+    "missing_answer",  # no <answer> or no </answer>
+    "multiple_think",  # more than one <think> or </think>
+    "multiple_answer",  # more than one <answer> or </answer>
+    "tag_order",  # tags present once each but not as <think></think><answer></answer>
+    "text_outside_tags",  # non-whitespace text before, between or after the blocks
+    "bad_json",  # answer body is not JSON
+    "not_object",  # JSON is not an object
+    "missing_expansion",  # object lacks "expansion"
+    "extra_keys",  # object has keys besides "expansion"
+    "expansion_not_list",  # "expansion" is not a list
+    "non_string_expansion",  # an item is not a string
+    "too_many_expansions",  # more than max_expansions
+    "empty_expansion",  # an item is empty or whitespace only (or has no token)
+    "too_long_expansion",  # an item exceeds max_chars or max_tokens
+    "duplicate_of_query",  # an item normalises to the query
+    "duplicate_expansion",  # an item normalises to an earlier item
+    "blocked_term",  # an item contains a blocked term or pattern
+    "unsupported_term",  # an item has a token neither in the vocabulary nor in the query
+)
+
+_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+_LAYOUT = re.compile(r"\A\s*<think>(.*)</think>\s*<answer>(.*)</answer>\s*\Z", re.DOTALL)
+
+
+@functools.cache
+def default_analyzer() -> Analyzer:
+    """The search engine's default analyzer, for use without an index."""
+    return Analyzer()
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Platform rules of the gate (``configs/rules.yaml``)."""
+
+    max_expansions: int = 8
+    max_chars: int = 120
+    max_tokens: int = 16
+    max_completion_chars: int = 8000
+    allow_extra_keys: bool = False
+    check_vocabulary: bool = True
+    blocked_terms: tuple[str, ...] = ()
+    blocked_patterns: tuple[str, ...] = ()
+    _compiled: tuple[re.Pattern, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self):
+        compiled = []
+        for pattern in self.blocked_patterns:
+            try:
+                compiled.append(re.compile(pattern, re.IGNORECASE))
+            except re.error as exc:
+                raise ValueError(f"rules: blocked_patterns: invalid regex {pattern!r}: {exc}") from exc
+        object.__setattr__(self, "_compiled", tuple(compiled))
+        for name in ("max_expansions", "max_chars", "max_tokens", "max_completion_chars"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"rules: {name} must be a positive integer, got {getattr(self, name)!r}")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Rules:
+        """Read rules from YAML; unknown keys are an error naming the file and key."""
+        path = Path(path)
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        known = {name for name in cls.__dataclass_fields__ if not name.startswith("_")}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(known)}")
+        for key in ("blocked_terms", "blocked_patterns"):
+            if key in data:
+                if not isinstance(data[key], list) or not all(isinstance(t, str) for t in data[key]):
+                    raise ValueError(f"{path}: {key} must be a list of strings")
+                data[key] = tuple(data[key])
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+
+class GateResult(NamedTuple):
+    valid: bool
+    reason: str  # one of REASONS
+    expansions: list[str]  # stripped NFKC expansions when valid, else []
+
+
+def _fail(reason: str) -> GateResult:
+    return GateResult(False, reason, [])
+
+
+def _check_layout(text: str) -> tuple[str, str | None]:
+    """Return (reason, answer body) for the think/answer layout."""
+    counts = {tag: text.count(tag) for tag in _TAGS}
+    if counts["<think>"] == 0 or counts["</think>"] == 0:
+        return "missing_think", None
+    if counts["<answer>"] == 0 or counts["</answer>"] == 0:
+        return "missing_answer", None
+    if counts["<think>"] > 1 or counts["</think>"] > 1:
+        return "multiple_think", None
+    if counts["<answer>"] > 1 or counts["</answer>"] > 1:
+        return "multiple_answer", None
+    positions = [text.index(tag) for tag in _TAGS]
+    if positions != sorted(positions):
+        return "tag_order", None
+    match = _LAYOUT.match(text)
+    if match is None:
+        return "text_outside_tags", None
+    return "ok", match.group(2)
+
+
+def _contains_sequence(tokens: list[str], phrase: list[str]) -> bool:
+    n = len(phrase)
+    return n > 0 and any(tokens[i : i + n] == phrase for i in range(len(tokens) - n + 1))
+
+
+def check_completion(
+    text: str,
+    query: str,
+    rules: Rules,
+    vocabulary: Container[str] | None = None,
+    analyzer: Analyzer | None = None,
+) -> GateResult:
+    """Validate one completion; never raises on any string input.
+
+    Args:
+        text: the model's completion.
+        query: the original query q.
+        rules: platform rules.
+        vocabulary: ``word in vocabulary`` tells whether the catalog knows a surface word (see rule 5); ``None``
+            skips the unsupported-attribute check.
+        analyzer: the engine's analyzer (``engine.analyzer``) so that "duplicate" and "unsupported" mean what
+            the engine would do. Defaults to :func:`default_analyzer`.
+
+    Returns:
+        GateResult(valid, reason, expansions).
+    """
+    analyzer = analyzer or default_analyzer()
+    analyze = analyzer.analyze
+    if len(text) > rules.max_completion_chars:
+        return _fail("too_long_completion")
+    reason, body = _check_layout(text)
+    if body is None:
+        return _fail(reason)
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return _fail("bad_json")
+    if not isinstance(payload, dict):
+        return _fail("not_object")
+    if "expansion" not in payload:
+        return _fail("missing_expansion")
+    if len(payload) > 1 and not rules.allow_extra_keys:
+        return _fail("extra_keys")
+    items = payload["expansion"]
+    if not isinstance(items, list):
+        return _fail("expansion_not_list")
+    if not all(isinstance(item, str) for item in items):
+        return _fail("non_string_expansion")
+    if len(items) > rules.max_expansions:
+        return _fail("too_many_expansions")
+
+    query_tokens = analyze(query)
+    query_terms = set(query_tokens)
+    query_key = tuple(sorted(query_tokens))
+    seen = {query_key}
+    blocked = [analyze(term) for term in rules.blocked_terms]
+    expansions = []
+    for raw in items:
+        expansion = unicodedata.normalize("NFKC", raw).strip()
+        if not expansion:
+            return _fail("empty_expansion")
+        if len(expansion) > rules.max_chars:
+            return _fail("too_long_expansion")
+        tokens = analyze(expansion)
+        if not tokens:
+            return _fail("empty_expansion")
+        if len(tokens) > rules.max_tokens:
+            return _fail("too_long_expansion")
+        key = tuple(sorted(tokens))
+        if key == query_key:
+            return _fail("duplicate_of_query")
+        if key in seen:
+            return _fail("duplicate_expansion")
+        seen.add(key)
+        if any(_contains_sequence(tokens, phrase) for phrase in blocked) or any(
+            pattern.search(expansion) for pattern in rules._compiled
+        ):
+            return _fail("blocked_term")
+        if vocabulary is not None and rules.check_vocabulary and not set(tokens) <= query_terms:
+            for word in analyzer.tokenize(expansion):
+                terms = analyze(word)
+                if terms and not set(terms) <= query_terms and word not in vocabulary:
+                    return _fail("unsupported_term")
+        expansions.append(expansion)
+    return GateResult(True, "ok", expansions)

@@ -1,0 +1,81 @@
+"""Compiled posting-list matching (numba), used by SearchEngine when numba is importable.
+
+The numpy path in ``engine.py`` does the same work with vectorised binary searches; this kernel walks the posting
+lists document-at-a-time with galloping cursors, which avoids the per-term temporaries and is several times
+faster on large catalogs. Both give identical recall sets; scores agree to float64 rounding (terms are summed
+rarest first here, in query order there).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from numba import njit
+
+    HAVE_NUMBA = True
+except ImportError:  # optional accelerator: the engine falls back to numpy
+    HAVE_NUMBA = False
+
+
+def _match_postings(indptr, docs, impacts, term_ids, term_weights, n_seeds, required, out_docs, out_scores):
+    """Items holding at least ``required`` of the terms ``term_ids`` (rarest first); returns how many were
+    written to ``out_docs`` / ``out_scores`` (their BM25 score: sum of ``term_weights[j] * impact``).
+
+    Candidates are the union of the first ``n_seeds`` terms' postings, visited in item order by a k-way merge
+    of their cursors; every term's cursor gallops (exponential then binary search) to the candidate.
+    """
+    n = len(term_ids)
+    cur = np.empty(n, np.int64)
+    end = np.empty(n, np.int64)
+    for j in range(n):
+        cur[j] = indptr[term_ids[j]]
+        end[j] = indptr[term_ids[j] + 1]
+    big = np.iinfo(np.int64).max
+    count = 0
+    while True:
+        d = big
+        for s in range(n_seeds):
+            if cur[s] < end[s] and docs[cur[s]] < d:
+                d = docs[cur[s]]
+        if d == big:
+            break
+        hits = 0
+        score = 0.0
+        for j in range(n):
+            p = cur[j]
+            e = end[j]
+            if p >= e:
+                continue
+            if docs[p] < d:
+                step = 1
+                while p + step < e and docs[p + step] < d:
+                    p += step
+                    step *= 2
+                lo = p + 1
+                hi = min(p + step, e)
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if docs[mid] < d:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                p = lo
+                cur[j] = p
+            if p < e and docs[p] == d:
+                hits += 1
+                score += term_weights[j] * impacts[p]
+                if j < n_seeds:
+                    cur[j] = p + 1
+        if hits >= required:
+            out_docs[count] = d
+            out_scores[count] = score
+            count += 1
+    return count
+
+
+if HAVE_NUMBA:
+    # cache=True: compiled once per machine into __pycache__, so 8 training ranks do not each pay the JIT
+    match_postings = njit(cache=True, nogil=True)(_match_postings)
+else:
+    match_postings = None

@@ -1,0 +1,5 @@
+import sys
+
+from search_sim.relevance.cli import main
+
+sys.exit(main())

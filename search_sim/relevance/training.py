@@ -1,0 +1,475 @@
+"""Train the relevance judge: LightGBM, pointwise L2 regression on grade / 4, split by query, early stopping.
+
+The paper's judge is a GBDT trained pointwise with Gaussian (L2) regression on five-level human labels and updated
+incrementally for new listings (LESER, arXiv 2509.05570, section "Reward"); `--init-model` continues the trees of an
+earlier model on new judgments.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from search_sim.relevance.features import FEATURE_SCHEMA_VERSION, CatalogFeatures, feature_names
+from search_sim.relevance.model import (
+    CATALOG_FEATURES_FILE,
+    EMBEDDING_MODEL_NAME,
+    EMBEDDINGS_FILE,
+    MODEL_FILE,
+    SCHEMA_FILE,
+    RelevanceModel,
+    SchemaMismatchError,
+    embedding_encoder,
+    index_identity,
+    index_manifest,
+    item_texts,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_GRADE = 4
+NDCG_K = 10
+SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train / valid (early stopping) / test (the report)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 7
+    # small trees and few of them: prediction cost grows with trees x depth, and the judge is called on every
+    # GRPO rollout; bench_relevance.py measures the rate these settings give
+    learning_rate: float = 0.1
+    num_leaves: int = 15
+    min_data_in_leaf: int = 20
+    max_rounds: int = 200
+    early_stopping_rounds: int = 30
+    num_threads: int = 1  # one thread: deterministic, and the machine is shared
+
+    def lgb_params(self) -> dict:
+        return {
+            "objective": "regression",  # L2 = Gaussian likelihood, as in the paper
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_data_in_leaf,
+            "feature_fraction": 0.9,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l2": 1.0,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": self.num_threads,
+            "verbosity": -1,
+        }
+
+
+class QuerySplit(dict):
+    """query -> "train" | "valid" | "test"."""
+
+
+def split_by_query(queries: list[str], seed: int, fractions=SPLIT_FRACTIONS) -> QuerySplit:
+    """Assign every distinct query to exactly one of train / valid / test (no query in two parts).
+
+    Deterministic: the distinct queries are sorted, then permuted with ``np.random.default_rng(seed)``.
+    Each part gets at least one query; needs >= 3 distinct queries.
+    """
+    distinct = sorted(set(queries))
+    if len(distinct) < 3:
+        raise ValueError(f"need at least 3 distinct judged queries to split by query, got {len(distinct)}")
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    n_valid = max(1, round(fractions[1] * len(distinct)))
+    n_test = max(1, round(fractions[2] * len(distinct)))
+    n_train = len(distinct) - n_valid - n_test
+    if n_train < 1:
+        raise ValueError(f"{len(distinct)} distinct queries are too few for a train / valid / test split")
+    split = QuerySplit()
+    for rank, idx in enumerate(order):
+        split[distinct[idx]] = "train" if rank < n_train else ("valid" if rank < n_train + n_valid else "test")
+    return split
+
+
+def ndcg_at_k(grades: np.ndarray, scores: np.ndarray, tiebreak: np.ndarray, k: int = NDCG_K) -> float:
+    """NDCG@k with gain 2^grade - 1 and discount 1 / log2(rank + 1); ties in ``scores`` broken by ``tiebreak``.
+
+    Range [0, 1]; a query whose grades are all 0 has no ideal ordering and returns nan (left out of means).
+    """
+    order = np.lexsort((tiebreak, -scores))[:k]
+    gains = np.exp2(grades.astype(np.float64)) - 1.0
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.sort(gains)[::-1][:k]
+    ideal_dcg = float((ideal * discounts[: len(ideal)]).sum())
+    if ideal_dcg == 0.0:
+        return float("nan")
+    return float((gains[order] * discounts[: len(order)]).sum()) / ideal_dcg
+
+
+def item_tiebreak(item_ids: list[str]) -> np.ndarray:
+    """A fixed pseudo-random order of items, unrelated to their grades (the judgments' file order may not be)."""
+    from search_sim.relevance.features import hash40
+
+    return np.asarray([hash40(i) for i in item_ids], dtype=np.int64)
+
+
+def engine_scores(engine, queries: list[str], item_ids: list[list[str]], minimum_should_match) -> list[np.ndarray]:
+    """The engine's BM25 score of each judged item (its ranking of the judged pool); -inf when not recalled.
+
+    With ``minimum_should_match=1`` every item sharing a term with the query gets its BM25 score (pure BM25
+    order); with None the engine's default recall rule applies, as a shopper would see it.
+    """
+    out = []
+    for query, ids in zip(queries, item_ids, strict=True):
+        docs, scores = engine.match(query, minimum_should_match)
+        score_of = dict(zip(docs.tolist(), scores.tolist(), strict=True))
+        rows = engine.item_indices(list(ids)).tolist()
+        out.append(np.asarray([score_of.get(r, -np.inf) for r in rows], dtype=np.float64))
+    return out
+
+
+@dataclass
+class Judged:
+    queries: list[str]  # per pair
+    item_ids: list[str]
+    grades: np.ndarray  # int8
+    unknown_item_rows: int  # judgments dropped: item id not in the catalog
+
+
+def load_judged(path: Path, known_items: set[str]) -> Judged:
+    from data_prep.formats import load_judgments
+
+    table = load_judgments(path)  # FormatError naming the line for a grade outside 0..4
+    queries = table.column("query").to_pylist()
+    item_ids = table.column("item_id").to_pylist()
+    grades = table.column("grade").to_numpy().astype(np.int8)
+    keep = np.fromiter((i in known_items for i in item_ids), dtype=bool, count=len(item_ids))
+    unknown = int((~keep).sum())
+    if unknown:
+        log.warning("%s: %d of %d judgments name item ids not in the catalog; they are skipped", path, unknown, len(keep))
+    if not keep.any():
+        raise ValueError(f"{path}: none of the {len(keep)} judgments names an item of the catalog")
+    idx = np.flatnonzero(keep)
+    return Judged([queries[i] for i in idx], [item_ids[i] for i in idx], grades[idx], unknown)
+
+
+def _load_catalog_columns(index_dir: Path, catalog_dir: Path) -> dict[str, list]:
+    """The index's copy of the catalog, checked against the dataset's catalog (same item ids)."""
+    from data_prep.formats import _find, load_catalog
+
+    index_catalog = load_catalog(_find(index_dir, "catalog"))
+    dataset_ids = load_catalog(_find(catalog_dir, "catalog")).column("item_id")
+    if not index_catalog.column("item_id").equals(dataset_ids):
+        raise SchemaMismatchError(f"catalog of {catalog_dir} differs from the copy in index {index_dir}: rebuild the index")
+    return {name: index_catalog.column(name).to_pylist() for name in index_catalog.column_names}
+
+
+def _oracle(catalog_dir: Path):
+    manifest = json.loads((catalog_dir / "manifest.json").read_text())
+    if manifest.get("source") != "synthetic":
+        return None
+    from data_prep.synth import Oracle
+
+    return Oracle.load(catalog_dir)
+
+
+def _write_dir_atomically(out: Path, fill) -> None:
+    """Build the model directory in a temp sibling, then swap it in (never a half-written model)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is shared like any output
+    try:
+        fill(tmp)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "model")
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+@dataclass
+class TrainResult:
+    out: str
+    metrics: dict
+
+
+def train(
+    catalog_dir: str | Path,
+    judgments_path: str | Path,
+    index_dir: str | Path,
+    out: str | Path,
+    init_model: str | Path | None = None,
+    embeddings: bool = False,
+    config: TrainConfig = TrainConfig(),
+    progress: bool = True,
+) -> TrainResult:
+    import lightgbm as lgb
+
+    from search_sim.analyzer import Analyzer, AnalyzerConfig
+
+    t_start = time.perf_counter()
+    catalog_dir, judgments_path, index_dir, out = Path(catalog_dir), Path(judgments_path), Path(index_dir), Path(out)
+    manifest = index_manifest(index_dir)
+    identity = index_identity(manifest)
+    init_schema = None
+    if init_model is not None:
+        init_model = Path(init_model)
+        init_schema = json.loads((init_model / SCHEMA_FILE).read_text())
+        if init_schema.get("schema_version") != FEATURE_SCHEMA_VERSION:
+            raise SchemaMismatchError(
+                f"{init_model}: feature schema version {init_schema.get('schema_version')}, this code computes "
+                f"{FEATURE_SCHEMA_VERSION}; an incremental update cannot change the schema, train from scratch"
+            )
+        if embeddings != init_schema["embeddings"]:
+            log.info("--init-model %s decides the embedding feature: embeddings=%s", init_model, init_schema["embeddings"])
+            embeddings = init_schema["embeddings"]
+    names = feature_names(embeddings)
+
+    catalog_columns = _load_catalog_columns(index_dir, catalog_dir)
+    analyzer = Analyzer(AnalyzerConfig.from_dict(identity["analyzer"]))
+    t0 = time.perf_counter()
+    catalog = CatalogFeatures.build(catalog_columns, analyzer.analyze, progress=progress)
+    catalog_build_s = time.perf_counter() - t0
+    item_vectors = None
+    if embeddings:
+        item_vectors = _item_embeddings(catalog_columns, identity["catalog_checksum"], [init_model, out], progress)
+
+    schema = {
+        "schema_version": FEATURE_SCHEMA_VERSION,
+        "feature_names": names,
+        "embeddings": embeddings,
+        "embedding_model": EMBEDDING_MODEL_NAME if embeddings else None,
+        "target": "grade / 4 (grades 0 Bad .. 4 Perfect)",
+        "analyzer": identity["analyzer"],
+        "catalog_checksum": identity["catalog_checksum"],
+        "n_items": len(catalog.item_ids),
+        "index_dir": str(index_dir),
+        "lightgbm_params": config.lgb_params(),
+    }
+    scorer = RelevanceModel(None, schema, catalog, analyzer, item_vectors, num_threads=config.num_threads)
+
+    judged = load_judged(judgments_path, set(catalog_columns["item_id"]))
+    split = split_by_query(judged.queries, config.seed)
+    part = np.asarray([split[q] for q in judged.queries])
+    y = judged.grades.astype(np.float32) / MAX_GRADE
+    t0 = time.perf_counter()
+    distinct = list(dict.fromkeys(judged.queries))
+    qidx = {q: i for i, q in enumerate(distinct)}
+    X = scorer._features(
+        distinct, np.asarray([qidx[q] for q in judged.queries], np.int64), scorer.rows(judged.item_ids)
+    )
+    featurise_s = time.perf_counter() - t0
+
+    params = config.lgb_params()
+    train_mask, valid_mask = part == "train", part == "valid"
+    dtrain = lgb.Dataset(X[train_mask], y[train_mask], feature_name=names, free_raw_data=False)
+    dvalid = lgb.Dataset(X[valid_mask], y[valid_mask], reference=dtrain, free_raw_data=False)
+    init_booster = lgb.Booster(model_file=str(init_model / MODEL_FILE)) if init_model is not None else None
+    init_trees = init_booster.num_trees() if init_booster is not None else 0
+    t0 = time.perf_counter()
+    booster = lgb.train(
+        params,
+        dtrain,
+        num_boost_round=config.max_rounds,
+        valid_sets=[dvalid],
+        valid_names=["valid"],
+        init_model=init_booster,
+        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
+    )
+    train_s = time.perf_counter() - t0
+    best_iteration = booster.best_iteration or booster.current_iteration()
+    # round-trip through the text format so the saved model and the evaluated model are the same object
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
+    scorer.booster = booster
+
+    metrics = {
+        "schema_version": FEATURE_SCHEMA_VERSION,
+        "judgments": str(judgments_path),
+        "index": str(index_dir),
+        "catalog": str(catalog_dir),
+        "init_model": str(init_model) if init_model is not None else None,
+        "embeddings": embeddings,
+        "pairs": {p: int((part == p).sum()) for p in ("train", "valid", "test")},
+        "queries": {p: sum(1 for v in split.values() if v == p) for p in ("train", "valid", "test")},
+        "unknown_item_judgments_skipped": judged.unknown_item_rows,
+        "trees": booster.num_trees(),
+        "trees_from_init_model": init_trees,
+        "seconds": {"catalog_features": catalog_build_s, "featurise": featurise_s, "train": train_s},
+        "seed": config.seed,
+    }
+    test_mask = part == "test"
+    metrics["test"] = evaluate(
+        scorer,
+        X[test_mask],
+        [q for q, m in zip(judged.queries, test_mask, strict=True) if m],
+        [i for i, m in zip(judged.item_ids, test_mask, strict=True) if m],
+        judged.grades[test_mask],
+        index_dir,
+        _oracle(catalog_dir),
+    )
+    if init_booster is not None:
+        before = RelevanceModel(init_booster, schema, catalog, analyzer, item_vectors, config.num_threads)
+        pred = before.predict(X[test_mask])
+        metrics["test"]["init_model_rmse_grade"] = _rmse(pred * MAX_GRADE, judged.grades[test_mask])
+        metrics["test"]["init_model_ndcg@10"] = _mean_ndcg(
+            [q for q, m in zip(judged.queries, test_mask, strict=True) if m],
+            [i for i, m in zip(judged.item_ids, test_mask, strict=True) if m],
+            judged.grades[test_mask],
+            pred,
+        )
+    importance = booster.feature_importance(importance_type="gain")
+    metrics["feature_gain_share"] = {
+        n: round(float(g / max(importance.sum(), 1e-12)), 4) for n, g in sorted(zip(names, importance, strict=True), key=lambda t: -t[1])
+    }
+    metrics["seconds"]["total"] = time.perf_counter() - t_start
+
+    def fill(tmp: Path) -> None:
+        booster.save_model(str(tmp / MODEL_FILE))
+        (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2) + "\n")
+        catalog.save(tmp / CATALOG_FEATURES_FILE)
+        if item_vectors is not None:
+            np.save(tmp / EMBEDDINGS_FILE, item_vectors)
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (tmp / "report.md").write_text(report_markdown(metrics))
+
+    _write_dir_atomically(out, fill)
+    log.info("wrote relevance model %s", out)
+    return TrainResult(str(out), metrics)
+
+
+def _item_embeddings(catalog_columns, checksum: str, candidates: list, progress: bool) -> np.ndarray:
+    """MiniLM item vectors, reused from an earlier model directory trained on the same catalog."""
+    for d in candidates:
+        if d is None or not (Path(d) / EMBEDDINGS_FILE).exists():
+            continue
+        schema = json.loads((Path(d) / SCHEMA_FILE).read_text())
+        if schema.get("catalog_checksum") == checksum:
+            log.info("reusing item embeddings of %s", d)
+            return np.load(Path(d) / EMBEDDINGS_FILE)
+    encoder = embedding_encoder()
+    return encoder.encode(
+        item_texts(catalog_columns), batch_size=128, normalize_embeddings=True, convert_to_numpy=True,
+        show_progress_bar=progress,
+    ).astype(np.float32)
+
+
+def _rmse(pred_grade: np.ndarray, grades: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((pred_grade - grades.astype(np.float64)) ** 2))) if len(grades) else float("nan")
+
+
+def _groups(queries: list[str]) -> dict[str, np.ndarray]:
+    groups: dict[str, list[int]] = {}
+    for i, q in enumerate(queries):
+        groups.setdefault(q, []).append(i)
+    return {q: np.asarray(ix) for q, ix in groups.items()}
+
+
+def _mean_ndcg(queries, item_ids, grades, scores, per_query: dict | None = None) -> float:
+    tiebreak = item_tiebreak(item_ids)
+    values = []
+    for q, ix in _groups(queries).items():
+        v = ndcg_at_k(grades[ix], np.asarray(scores)[ix], tiebreak[ix])
+        if per_query is not None:
+            per_query[q] = v
+        values.append(v)
+    values = np.asarray(values)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def evaluate(scorer: RelevanceModel, X, queries, item_ids, grades, index_dir: Path, oracle=None) -> dict:
+    """NDCG@10 of BM25 (the engine's order), the model and (synthetic) the oracle on held-out queries; RMSE."""
+    pred = scorer.predict(X)
+    groups = _groups(queries)
+    distinct = list(groups)
+    from search_sim import SearchEngine
+
+    engine = SearchEngine.load(index_dir)
+    pools = [[item_ids[i] for i in groups[q]] for q in distinct]
+    bm25 = np.zeros(len(queries))
+    engine_default = np.zeros(len(queries))
+    for q, s in zip(distinct, engine_scores(engine, distinct, pools, 1), strict=True):
+        bm25[groups[q]] = s
+    for q, s in zip(distinct, engine_scores(engine, distinct, pools, None), strict=True):
+        engine_default[groups[q]] = s
+    model_per_query: dict = {}
+    bm25_per_query: dict = {}
+    result = {
+        "queries": len(distinct),
+        "pairs": len(queries),
+        "ndcg@10_bm25": _mean_ndcg(queries, item_ids, grades, bm25, bm25_per_query),
+        "ndcg@10_engine_default_msm": _mean_ndcg(queries, item_ids, grades, engine_default),
+        "ndcg@10_model": _mean_ndcg(queries, item_ids, grades, pred, model_per_query),
+        "rmse_grade": _rmse(pred * MAX_GRADE, grades),
+        "rmse_unit": _rmse(pred * MAX_GRADE, grades) / MAX_GRADE,
+        "rmse_grade_constant_mean": _rmse(np.full(len(grades), grades.mean()), grades),
+        "model_beats_bm25_queries": int(sum(model_per_query[q] > bm25_per_query[q] for q in distinct if np.isfinite(model_per_query[q]))),
+        "bm25_beats_model_queries": int(sum(model_per_query[q] < bm25_per_query[q] for q in distinct if np.isfinite(model_per_query[q]))),
+    }
+    if oracle is not None:
+        oracle_grades = np.zeros(len(queries), dtype=np.float64)
+        for q in distinct:
+            oracle_grades[groups[q]] = oracle.grade(q, [item_ids[i] for i in groups[q]])
+        result["ndcg@10_oracle"] = _mean_ndcg(queries, item_ids, grades, oracle_grades)
+        by_level: dict[str, dict] = {}
+        for q in distinct:
+            level = oracle.query_level(q)
+            by_level.setdefault(level, {"queries": 0, "model": [], "bm25": []})
+            by_level[level]["queries"] += 1
+            by_level[level]["model"].append(model_per_query[q])
+            by_level[level]["bm25"].append(bm25_per_query[q])
+        result["ndcg@10_by_query_level"] = {
+            level: {"queries": v["queries"], "bm25": float(np.nanmean(v["bm25"])), "model": float(np.nanmean(v["model"]))}
+            for level, v in sorted(by_level.items())
+        }
+    return result
+
+
+def report_markdown(metrics: dict) -> str:
+    t = metrics["test"]
+    lines = [
+        "# Relevance model: quality on held-out queries",
+        "",
+        f"Judgments `{metrics['judgments']}`, index `{metrics['index']}`; split by query (seed {metrics['seed']}): "
+        f"train {metrics['queries']['train']} / valid {metrics['queries']['valid']} (early stopping) / "
+        f"test {metrics['queries']['test']} queries ({t['pairs']} judged pairs). "
+        f"{metrics['trees']} trees" + (f" ({metrics['trees_from_init_model']} from {metrics['init_model']})" if metrics["init_model"] else "")
+        + f"; embeddings: {'yes' if metrics['embeddings'] else 'no'}; "
+        f"{metrics['unknown_item_judgments_skipped']} judgments with unknown item ids skipped.",
+        "",
+        "| order of the judged pool | NDCG@10 |",
+        "|---|---|",
+        f"| BM25 (the engine's BM25 scores, every item sharing a term) | {t['ndcg@10_bm25']:.4f} |",
+        f"| engine (default minimum_should_match; items it does not recall last) | {t['ndcg@10_engine_default_msm']:.4f} |",
+        f"| relevance model | {t['ndcg@10_model']:.4f} |",
+    ]
+    if "ndcg@10_oracle" in t:
+        lines.append(f"| oracle (synthetic truth) | {t['ndcg@10_oracle']:.4f} |")
+    if "init_model_ndcg@10" in t:
+        lines.append(f"| init model before the update | {t['init_model_ndcg@10']:.4f} |")
+    lines += [
+        "",
+        f"RMSE against grades (0-4 scale): model {t['rmse_grade']:.4f}, constant mean {t['rmse_grade_constant_mean']:.4f}. "
+        f"Per query the model beats BM25 on {t['model_beats_bm25_queries']} and loses on {t['bm25_beats_model_queries']}.",
+    ]
+    if "ndcg@10_by_query_level" in t:
+        lines += ["", "| query level | queries | BM25 | model |", "|---|---|---|---|"]
+        for level, v in t["ndcg@10_by_query_level"].items():
+            lines.append(f"| {level} | {v['queries']} | {v['bm25']:.4f} | {v['model']:.4f} |")
+    top = list(metrics["feature_gain_share"].items())[:8]
+    lines += ["", "Top features by gain: " + ", ".join(f"{n} {s:.2f}" for n, s in top), ""]
+    return "\n".join(lines)
+
+
+def metrics_summary(metrics: dict) -> str:
+    return json.dumps({k: v for k, v in metrics["test"].items() if k.startswith(("ndcg", "rmse", "init"))}, indent=2)
+
+

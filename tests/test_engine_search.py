@@ -1,0 +1,180 @@
+"""SearchEngine against a brute-force reference: recall sets and counts, BM25F scores, ranking, fusion, items."""
+
+import itertools
+import math
+from collections import Counter
+
+import numpy as np
+import orjson
+import pytest
+
+from search_sim import SearchEngine
+from search_sim.bm25 import minimum_should_match
+from tests.fixtures_engine import ENGINE_CATALOG_DIR
+
+WEIGHTS = {"title": 2.0, "attributes": 1.0, "category": 0.5}  # IndexConfig defaults
+
+
+def _catalog():
+    return [orjson.loads(line) for line in (ENGINE_CATALOG_DIR / "catalog.jsonl").read_bytes().splitlines()]
+
+
+class BruteForce:
+    """Textbook BM25F (weighted tf and length, Lucene idf) over every item, no index."""
+
+    def __init__(self, engine):
+        self.analyze = engine.analyzer.analyze
+        self.k1, self.b = engine.config.k1, engine.config.b
+        self.tf, self.dl = [], []
+        for item in _catalog():
+            fields = {
+                "title": [item["title"]],
+                "attributes": [a["value"] for a in item["attributes"]] + [item["brand"]],
+                "category": item["category"],
+            }
+            tf = Counter()
+            for name, texts in fields.items():
+                for text in texts:
+                    for term in self.analyze(text):
+                        tf[term] += WEIGHTS[name]
+            self.tf.append(tf)
+            self.dl.append(sum(tf.values()))
+        self.ids = [item["item_id"] for item in _catalog()]
+        self.avgdl = sum(self.dl) / len(self.dl)
+
+    def search(self, query, msm):
+        terms = Counter(self.analyze(query))
+        required = minimum_should_match(msm, len(terms))
+        n = len(self.tf)
+        out = []
+        for i, tf in enumerate(self.tf):
+            if not terms or sum(t in tf for t in terms) < required:
+                continue
+            score = 0.0
+            for t, qtf in terms.items():
+                if t in tf:
+                    df = sum(t in other for other in self.tf)
+                    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                    norm = self.k1 * (1 - self.b + self.b * self.dl[i] / self.avgdl)
+                    score += qtf * idf * tf[t] * (self.k1 + 1) / (tf[t] + norm)
+            out.append((self.ids[i], score, i))
+        out.sort(key=lambda r: (-r[1], r[2]))
+        return out
+
+
+QUERIES = [
+    "ergonomic mouse",
+    "wireless mouse",
+    "wireless vertical ergonomic mouse for wrist support",  # long: 75% of the terms
+    "WD-19TB",
+    "dell dock 180w",
+    "bose headphones",
+    "noise cancelling headphones black sony",
+    "sleep",
+    "xxl navy t-shirt",
+    "usb-c charger",
+    "charger charger phone",  # repeated term: counted once for recall, twice in the score
+    "zebra unicorn",  # nothing in the vocabulary
+    "mouse zebra",  # one unknown term of two: 2 required, nothing matches
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def engine(engine_catalog_index):
+    return SearchEngine.load(engine_catalog_index)
+
+
+@pytest.fixture(scope="module")
+def brute(engine):
+    return BruteForce(engine)
+
+
+@pytest.mark.parametrize("msm", ["3<75%", "1", "100%", "-1", "50%"])
+@pytest.mark.parametrize("query", QUERIES)
+def test_recall_and_ranking_match_brute_force(engine, brute, query, msm):
+    expected = brute.search(query, msm)
+    result = engine.search(query, k=5, minimum_should_match=msm)
+    assert result.recall_size == len(expected)
+    assert result.item_ids == [r[0] for r in expected[:5]]
+    np.testing.assert_allclose(result.scores, [r[1] for r in expected[:5]], rtol=1e-5)
+
+
+def test_recall_size_is_exact_whatever_k(engine):
+    full = engine.search("wireless", k=1000)
+    assert engine.search("wireless", k=1).recall_size == full.recall_size == len(full.item_ids)
+    nothing = engine.search("wireless", k=0)
+    assert (nothing.item_ids, len(nothing.scores), nothing.recall_size) == ([], 0, full.recall_size)
+
+
+def test_identifier_variants_recall_the_same_items(engine):
+    sets = [set(engine.search(q, k=100).item_ids) for q in ("WD-19TB", "WD19 TB", "wd19tb", "ＷＤ１９ＴＢ")]
+    assert sets[0] == sets[1] == sets[2] == sets[3] == {"d1", "d3", "c2"}
+
+
+def test_union_recall_size(engine):
+    a = set(engine.search("ergonomic mouse", k=100).item_ids)
+    b = set(engine.search("logitech trackball", k=100).item_ids)
+    c = set(engine.search("sleep", k=100).item_ids)
+    assert engine.recall_size(["ergonomic mouse", "logitech trackball", "sleep"]) == len(a | b | c)
+    assert engine.recall_size(["ergonomic mouse", "ergonomic mouse"]) == len(a)
+    assert engine.recall_size(["zebra"]) == 0
+    assert engine.recall_size_many([["sleep"], ["sleep", "ergonomic mouse"]]) == [len(c), len(a | c)]
+    with pytest.raises(TypeError):
+        engine.recall_size("sleep")
+
+
+def test_rrf_fusion_by_hand(engine):
+    queries = ["ergonomic mouse", "logitech trackball", "wireless headphones"]
+    rankings = [engine.search(q, k=100).item_ids for q in queries]
+    fused = Counter()
+    for ranking in rankings:
+        for rank, item_id in enumerate(ranking, start=1):
+            fused[item_id] += 1 / (60 + rank)
+    result = engine.merged(queries, k=4)
+    assert result.scores == pytest.approx(sorted(fused.values(), reverse=True)[:4])
+    assert {fused[i] for i in result.item_ids} == set(sorted(fused.values(), reverse=True)[:4])
+    assert result.recall_size == engine.recall_size(queries)
+    # an item ranked by two queries beats items ranked first by one: m2 is in both mouse lists
+    assert "m2" in result.item_ids[:2] or "m1" in result.item_ids[:2]
+
+
+def test_rrf_ties_prefer_the_original_query(engine):
+    # m6 is first for "ergonomic mouse pad", m2 first for "logitech trackball": equal RRF, the first query wins
+    result = engine.merged(["ergonomic mouse pad", "logitech trackball"], k=2)
+    assert result.item_ids == ["m6", "m2"]
+
+
+def test_interleave(engine):
+    a = engine.search("ergonomic mouse", k=10).item_ids
+    b = engine.search("logitech", k=10).item_ids
+    result = engine.merged(["ergonomic mouse", "logitech"], k=4, policy="interleave")
+    expected = []
+    for pair in itertools.zip_longest(a, b):
+        for item in pair:
+            if item is not None and item not in expected:
+                expected.append(item)
+    assert result.item_ids == expected[:4]
+    assert result.scores.tolist() == [1, 1 / 2, 1 / 3, 1 / 4]
+    with pytest.raises(ValueError, match="merge policy"):
+        engine.merged(["a"], policy="borda")
+
+
+def test_search_many_matches_search(engine):
+    results = engine.search_many(["sleep", "ergonomic mouse", "sleep"], k=3)
+    assert [r.item_ids for r in results] == [
+        engine.search(q, k=3).item_ids for q in ["sleep", "ergonomic mouse", "sleep"]
+    ]
+
+
+def test_items_and_vocabulary(engine):
+    items = engine.items(["d1", "m1"])
+    assert [i["item_id"] for i in items] == ["d1", "m1"]
+    assert items[0]["attributes"][0] == {"name": "model", "value": "WD-19TB"}
+    assert set(items[0]) == {"item_id", "title", "category", "attributes", "brand", "description"}
+    with pytest.raises(KeyError, match="nope"):
+        engine.items(["m1", "nope"])
+    assert engine.vocabulary_contains("Docking stations")
+    assert not engine.vocabulary_contains("zebra dock")
+    assert not engine.vocabulary_contains("the")
+    assert engine.document_frequency("mouse zebra") == {"mous": 6, "zebra": 0}

@@ -1,0 +1,171 @@
+"""Relevance model: training, split by query, save/load, schema checks, incremental update, bad input."""
+
+import json
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from data_prep.formats import FormatError
+from search_sim.relevance import RelevanceModel, SchemaMismatchError
+from search_sim.relevance.training import ndcg_at_k, split_by_query, train
+
+
+@pytest.mark.parametrize(
+    "queries",
+    [
+        ["a", "b", "c"],  # the minimum: one query per part
+        [f"q{i}" for i in range(10) for _ in range(7)],  # many pairs per query
+        [f"q{i % 97}" for i in range(1000)],  # interleaved repeats
+    ],
+)
+def test_split_by_query_has_no_leakage(queries):
+    split = split_by_query(queries, seed=7)
+    assert set(split) == set(queries)  # every query in exactly one part (a dict cannot hold it twice)
+    parts = {p: {q for q, v in split.items() if v == p} for p in ("train", "valid", "test")}
+    assert all(parts.values())
+    assert not (parts["train"] & parts["valid"]) and not (parts["train"] & parts["test"])
+    assert not (parts["valid"] & parts["test"])
+    assert split == split_by_query(list(reversed(queries)), seed=7)  # order of the input does not matter
+
+
+def test_split_needs_three_queries():
+    with pytest.raises(ValueError, match="at least 3"):
+        split_by_query(["a", "b", "a"], seed=7)
+
+
+@pytest.mark.parametrize(
+    ("grades", "scores", "expected"),
+    [
+        ([3, 2, 0], [0.9, 0.5, 0.1], 1.0),  # ideal order
+        ([0, 0, 0], [0.9, 0.5, 0.1], float("nan")),  # nothing relevant: undefined
+        ([0, 4], [0.9, 0.1], (15 / np.log2(3)) / 15),  # the only relevant item ranked second
+    ],
+)
+def test_ndcg_at_k(grades, scores, expected):
+    got = ndcg_at_k(np.asarray(grades), np.asarray(scores), np.arange(len(grades)))
+    assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected)
+
+
+def test_trained_model_beats_bm25_and_reports(small_relevance_dir):
+    metrics = json.loads((small_relevance_dir / "metrics.json").read_text())
+    test = metrics["test"]
+    assert test["ndcg@10_model"] > test["ndcg@10_bm25"]
+    assert test["ndcg@10_oracle"] == pytest.approx(1.0)  # synthetic judgments are the oracle's grades
+    assert test["rmse_grade"] < test["rmse_grade_constant_mean"]
+    assert (small_relevance_dir / "report.md").read_text().startswith("# Relevance model")
+
+
+def test_save_load_gives_identical_scores(small_relevance_dir, small_index, small_synth_dir):
+    judgments = pq.read_table(small_synth_dir / "judgments.parquet").to_pydict()
+    query = judgments["query"][0]
+    ids = [i for q, i in zip(judgments["query"], judgments["item_id"], strict=True) if q == query]
+    a = RelevanceModel.load(small_relevance_dir, small_index)
+    b = RelevanceModel.load(small_relevance_dir, small_index)
+    scores = a.score(query, ids)
+    assert scores.dtype == np.float32 and scores.shape == (len(ids),)
+    assert ((scores >= 0) & (scores <= 1)).all()
+    np.testing.assert_array_equal(scores, b.score(query, ids))
+    np.testing.assert_array_equal(scores, a.score(query, ids))  # cached query parse gives the same
+    # batched: one call for several lists equals one call per list
+    batch = a.score_many([query, "zzz unknown words", query], [ids, ids[:3], ids[::-1]])
+    np.testing.assert_array_equal(batch[0], scores)
+    np.testing.assert_array_equal(batch[2], scores[::-1])
+    np.testing.assert_array_equal(batch[1], a.score("zzz unknown words", ids[:3]))
+    assert a.score(query, []).shape == (0,)
+
+
+def test_unknown_item_id_is_a_clear_error(small_relevance):
+    with pytest.raises(KeyError, match="not in the relevance model's catalog.*no-such-item"):
+        small_relevance.score("anything", ["no-such-item"])
+
+
+def test_schema_mismatch_with_another_index(small_relevance_dir, small_synth_dir, tmp_path):
+    from search_sim.analyzer import AnalyzerConfig
+    from search_sim.index import IndexConfig, build_index
+
+    other = tmp_path / "index_no_stem"
+    build_index(small_synth_dir, other, IndexConfig(analyzer=AnalyzerConfig(stemmer="")))
+    with pytest.raises(SchemaMismatchError, match="analyzer config"):
+        RelevanceModel.load(small_relevance_dir, other)
+
+
+def test_schema_version_mismatch(small_relevance_dir, small_index, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(small_relevance_dir, model)
+    schema = json.loads((model / "schema.json").read_text())
+    schema["schema_version"] = 0
+    (model / "schema.json").write_text(json.dumps(schema))
+    with pytest.raises(SchemaMismatchError, match="feature schema version 0"):
+        RelevanceModel.load(model, small_index)
+
+
+def _write_judgments(path, rows):
+    pq.write_table(
+        pa.table(
+            {
+                "query": [r[0] for r in rows],
+                "item_id": [r[1] for r in rows],
+                "grade": pa.array([r[2] for r in rows], pa.int8()),
+                "source": ["test"] * len(rows),
+            }
+        ),
+        path,
+    )
+
+
+def test_incremental_update_changes_model_and_keeps_schema(small_relevance_dir, small_synth_dir, small_index, tmp_path):
+    # "new judgments": the pairs of a disjoint half of the queries, regraded one level down where possible
+    table = pq.read_table(small_synth_dir / "judgments.parquet").to_pydict()
+    queries = sorted(set(table["query"]))[::2]
+    keep = set(queries)
+    rows = [
+        (q, i, max(g - 1, 0))
+        for q, i, g in zip(table["query"], table["item_id"], table["grade"], strict=True)
+        if q in keep
+    ]
+    new = tmp_path / "new_judgments.parquet"
+    _write_judgments(new, rows)
+    out = tmp_path / "updated"
+    result = train(small_synth_dir, new, small_index, out, init_model=small_relevance_dir, progress=False)
+    before = json.loads((small_relevance_dir / "schema.json").read_text())
+    after = json.loads((out / "schema.json").read_text())
+    assert after["feature_names"] == before["feature_names"]
+    assert after["schema_version"] == before["schema_version"]
+    assert result.metrics["trees_from_init_model"] > 0
+    assert result.metrics["trees"] > result.metrics["trees_from_init_model"]
+    ids = [r[1] for r in rows[:20]]
+    old_scores = RelevanceModel.load(small_relevance_dir, small_index).score(rows[0][0], ids)
+    new_scores = RelevanceModel.load(out, small_index).score(rows[0][0], ids)
+    assert not np.array_equal(old_scores, new_scores)
+    # regraded one level down: the updated model scores these pairs lower on average
+    assert new_scores.mean() < old_scores.mean()
+
+
+def test_training_is_deterministic(small_synth_dir, small_index, small_relevance_dir, tmp_path):
+    out = tmp_path / "again"
+    train(small_synth_dir, small_synth_dir / "judgments.parquet", small_index, out, progress=False)
+    assert (out / "model.txt").read_bytes() == (small_relevance_dir / "model.txt").read_bytes()
+
+
+def test_grade_out_of_range_names_the_line(small_synth_dir, small_index, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"query": "q", "item_id": "x", "grade": 3, "source": "t"}\n'
+        '{"query": "q", "item_id": "y", "grade": 7, "source": "t"}\n'
+    )
+    with pytest.raises(FormatError, match=r"bad.jsonl:2.*grade"):
+        train(small_synth_dir, bad, small_index, tmp_path / "m", progress=False)
+
+
+def test_unknown_item_ids_are_counted(small_synth_dir, small_index, tmp_path):
+    table = pq.read_table(small_synth_dir / "judgments.parquet").to_pydict()
+    rows = list(zip(table["query"], table["item_id"], table["grade"], strict=True))
+    rows += [(rows[0][0], "no-such-item-1", 2), (rows[1][0], "no-such-item-2", 0)]
+    path = tmp_path / "judgments.parquet"
+    _write_judgments(path, rows)
+    result = train(small_synth_dir, path, small_index, tmp_path / "m", progress=False)
+    assert result.metrics["unknown_item_judgments_skipped"] == 2
+    assert "2 judgments with unknown item ids skipped" in (tmp_path / "m" / "report.md").read_text()

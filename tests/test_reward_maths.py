@@ -1,0 +1,134 @@
+"""Eq. 1-2 as plain functions (leser.reward) and the settings loader (leser.settings)."""
+
+import math
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from leser.reward import combined_reward, mean_top_k_relevance, relevance_ratio, size_ratio
+from leser.settings import load_settings
+
+EPS = 1e-4
+
+
+@pytest.mark.parametrize(
+    ("scores", "k", "expected"),
+    [
+        # plain mean of the first k
+        ([1.0, 0.5, 0.0], 10, 0.5),
+        # only the first k count
+        ([1.0, 1.0, 0.0, 0.0], 2, 1.0),
+        # fewer than k items: mean over what was returned
+        ([0.2], 10, 0.2),
+        # nothing retrieved: Rel = 0
+        ([], 10, 0.0),
+        # judge overshoot clipped into [0, 1]: (1 + 0 + 0.5) / 3
+        ([1.3, -0.2, 0.5], 10, 0.5),
+    ],
+)
+def test_mean_top_k_relevance(scores, k, expected):
+    assert mean_top_k_relevance(scores, k) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("rel_y", "rel_q", "floor", "expected"),
+    [
+        # paper's formula when Rel(q) is above the floor: 0.6 / (0.4 + 1e-4)
+        (0.6, 0.4, 0.05, 0.6 / 0.4001),
+        # Rel(q) = 0: the floor replaces it, 0.5 / 0.0501 ~ 9.98 instead of 5000
+        (0.5, 0.0, 0.05, 0.5 / 0.0501),
+        # Y no better than q: ratio just below 1
+        (0.3, 0.3, 0.05, 0.3 / 0.3001),
+    ],
+)
+def test_relevance_ratio(rel_y, rel_q, floor, expected):
+    assert relevance_ratio(rel_y, rel_q, EPS, floor) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("ret_y", "ret_q", "expected"),
+    [
+        # paper's formula: 30 / (12 + 1e-4)
+        (30, 12, 30 / 12.0001),
+        # Ret(q) = 0: floored at 1, 7 / 1.0001
+        (7, 0, 7 / 1.0001),
+        # huge gain capped at 10
+        (5000, 3, 10.0),
+        # nothing anywhere
+        (0, 0, 0.0),
+    ],
+)
+def test_size_ratio(ret_y, ret_q, expected):
+    assert size_ratio(ret_y, ret_q, EPS, ret_floor=1, cap=10.0) == pytest.approx(expected)
+
+
+def test_combined_reward_worked_example():
+    # q finds 12 items, top-10 mean relevance 0.4; Y finds 30, top-10 mean 0.6; lambda 0.1:
+    # r = 0.6 / 0.4001 + 0.1 * 30 / 12.0001 = 1.49963 + 0.24998 = 1.74960
+    r = combined_reward(relevance_ratio(0.6, 0.4, EPS, 0.05), size_ratio(30, 12, EPS, 1, 10.0), 0.1)
+    assert r == pytest.approx(0.6 / 0.4001 + 0.1 * 30 / 12.0001)
+    assert r == pytest.approx(1.7496, abs=1e-4)
+
+
+@given(
+    scores_y=st.lists(st.floats(-5, 5), max_size=20),
+    scores_q=st.lists(st.floats(-5, 5), max_size=20),
+    ret_y=st.integers(0, 10**7),
+    ret_q=st.integers(0, 10**7),
+)
+def test_reward_is_finite_and_bounded(scores_y, scores_q, ret_y, ret_q):
+    floor, cap, lam = 0.05, 10.0, 0.1
+    rel_y, rel_q = mean_top_k_relevance(scores_y, 10), mean_top_k_relevance(scores_q, 10)
+    assert 0.0 <= rel_y <= 1.0 and 0.0 <= rel_q <= 1.0
+    r = combined_reward(relevance_ratio(rel_y, rel_q, EPS, floor), size_ratio(ret_y, ret_q, EPS, 1, cap), lam)
+    assert math.isfinite(r)
+    assert 0.0 <= r <= 1 / (floor + EPS) + lam * cap
+
+
+def test_settings_resolve_against_yaml_folder(tmp_path, monkeypatch):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "rules.yaml").write_text("max_expansions: 3\n")
+    path = tmp_path / "cfg" / "s.yaml"
+    path.write_text("search: ../idx\nrelevance: ../rel\nrules: rules.yaml\nlambda_size: 0.2\n")
+    monkeypatch.setenv("LESER_CONFIG", str(path))
+    monkeypatch.chdir("/")
+    settings = load_settings()
+    assert settings.search == str(tmp_path / "idx")
+    assert settings.relevance == str(tmp_path / "rel")
+    assert settings.rules.max_expansions == 3
+    assert (settings.lambda_size, settings.eps, settings.k) == (0.2, 1e-4, 10)
+
+
+def test_repo_configs_load():
+    for name in ("leser.synth.yaml", "leser.esci.yaml"):
+        settings = load_settings(os.path.join("configs", name))
+        assert settings.search.endswith(os.path.join("artifacts", name.split(".")[1], "index"))
+        assert settings.rules.max_expansions >= 3
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        # a misspelt key is named
+        ("search: a\nrelevance: b\nlamda: 0.1\n", "unknown key"),
+        # search is required
+        ("relevance: b\n", "'search' is required"),
+        # eps must be positive
+        ("search: a\nrelevance: b\neps: 0\n", "'eps' out of range"),
+        # a service URL needs the service's relevance model
+        ("search: http://127.0.0.1:8765\nrelevance: rel\n", "relevance: service"),
+    ],
+)
+def test_settings_errors(tmp_path, yaml_text, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ValueError, match=message):
+        load_settings(path)
+
+
+def test_settings_need_the_env_var(monkeypatch):
+    monkeypatch.delenv("LESER_CONFIG", raising=False)
+    with pytest.raises(RuntimeError, match="LESER_CONFIG"):
+        load_settings()

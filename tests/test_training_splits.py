@@ -1,0 +1,77 @@
+"""Split assignment (disjoint, held-out intents) and the full `training` pipeline on a tiny marketplace."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from data_prep.training import PROFILES, Profile, build_splits, split_queries
+
+SMALL = Profile("small", sft_queries=40, grpo_queries=60, eval_queries=30, max_context_items=5)
+
+
+def _log(n_queries: int, n_intents: int | None):
+    queries = [f"query {i}" for i in range(n_queries)]
+    intents = [f"intent {i % n_intents}" if n_intents else None for i in range(n_queries)]
+    return queries, intents
+
+
+@pytest.mark.parametrize(
+    ("n_queries", "n_intents", "profile"),
+    [
+        (1000, 50, SMALL),  # synthetic-like log with intents: held-out intents in eval
+        (1000, None, SMALL),  # imported log without intents: random eval
+        (150, 10, SMALL),  # small log: shortfalls, still disjoint
+        (5000, 200, PROFILES["cpu"]),  # the cpu profile on a 5,000-query log
+    ],
+)
+def test_splits_are_disjoint_and_hold_out_intents(n_queries, n_intents, profile):
+    queries, intents = _log(n_queries, n_intents)
+    splits, held_out, shortfalls = split_queries(queries, intents, profile, seed=3)
+    sets = {name: set(rows) for name, rows in splits.items()}
+    assert all(len(sets[name]) == len(splits[name]) for name in splits)  # no duplicates inside a split
+    assert not sets["eval"] & sets["sft"] and not sets["eval"] & sets["grpo"] and not sets["sft"] & sets["grpo"]
+    assert len(splits["eval"]) <= max(1, int(n_queries * profile.eval_share_cap))
+    intent_of = dict(zip(queries, intents, strict=True))
+    train_intents = {intent_of[q] for q in sets["sft"] | sets["grpo"]}
+    assert not held_out & train_intents  # held-out intents never reach training
+    if n_intents:
+        assert held_out and any(intent_of[q] in held_out for q in splits["eval"])
+    for name in ("eval", "sft", "grpo"):
+        wanted = getattr(profile, f"{name}_queries")
+        assert len(splits[name]) == wanted or shortfalls[name] == wanted - len(splits[name])
+
+
+def test_split_is_deterministic_per_seed():
+    queries, intents = _log(500, 20)
+    assert split_queries(queries, intents, SMALL, 1) == split_queries(queries, intents, SMALL, 1)
+    assert split_queries(queries, intents, SMALL, 1)[0] != split_queries(queries, intents, SMALL, 2)[0]
+
+
+@pytest.mark.slow
+def test_training_pipeline_writes_swift_rows_and_resumes(training_world, tmp_path):
+    out = tmp_path / "splits"
+    args = (training_world["dataset"], training_world["index"], training_world["relevance"], out, SMALL)
+    stats = build_splits(*args)
+    rows = {name: [json.loads(line) for line in (out / name).open()] for name in ("sft.jsonl", "sft_llm.jsonl",
+                                                                                    "grpo.jsonl", "eval.jsonl")}
+    assert stats["rows"] == {name: len(r) for name, r in rows.items()}
+    stages = list(stats["rejection_sampling_stages"].values())
+    assert stages == sorted(stages, reverse=True) and stages[0] == SMALL.sft_queries  # each stage keeps fewer
+    assert stats["teacher_gate_pass_rate"] >= 0.95
+    for row in rows["sft.jsonl"]:
+        assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+        assert f'Query: "{row["query"]}"' in row["messages"][1]["content"]
+    for name in ("grpo.jsonl", "eval.jsonl"):
+        assert all([m["role"] for m in r["messages"]] == ["system", "user"] for r in rows[name])
+    queries = {name: {r["query"] for r in rs} for name, rs in rows.items()}
+    assert queries["sft_llm.jsonl"] <= queries["sft.jsonl"]
+    assert not queries["eval.jsonl"] & (queries["sft.jsonl"] | queries["grpo.jsonl"])
+    assert not queries["sft.jsonl"] & queries["grpo.jsonl"]
+    # Resume: the work file holds every candidate, so a second run asks the teacher nothing and writes the same.
+    before = (out / "sft.jsonl").read_bytes()
+    assert build_splits(*args)["rows"] == stats["rows"]
+    assert (out / "sft.jsonl").read_bytes() == before
+    # A stricter threshold keeps fewer SFT-LLM rows from the same scored candidates.
+    strict = build_splits(*args[:4], replace(SMALL), reward_threshold=1e9)
+    assert strict["rows"]["sft_llm.jsonl"] == 0

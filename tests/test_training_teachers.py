@@ -1,0 +1,158 @@
+"""Teachers: the rules teacher's decisions, and the OpenAI-compatible teacher against a real local HTTP server."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from data_prep.teachers import FEW_SHOT, OpenAIError, OpenAITeacher, RulesTeacher
+from leser.gate import Rules, check_completion
+
+
+def _item(title, brand, category, **attributes):
+    return {
+        "title": title,
+        "brand": brand,
+        "category": ["home", category],
+        "attributes": [{"name": n, "value": v} for n, v in attributes.items()],
+    }
+
+
+BROAD_ITEMS = [
+    _item("Trail Running Shoes", "Salomon", "running shoes", color="black", terrain="trail", gender="men"),
+    _item("Road Running Shoe Pegasus", "Nike", "running shoes", color="white", terrain="road", gender="women"),
+    _item("Cushioned Running Sneakers", "Asics", "running shoes", color="blue", terrain="road", gender="men"),
+    _item("Waterproof Trail Runner", "Salomon", "running shoes", color="grey", terrain="trail", gender="women"),
+    _item("Lightweight Running Shoes", "Adidas", "running shoes", color="black", terrain="track", gender="men"),
+]
+SPECIFIC_ITEMS = [
+    _item("Nike Pegasus 40 Black", "Nike", "running shoes", color="black", model="pegasus 40", size="10"),
+    _item("Nike Pegasus 40 Black men", "Nike", "running shoes", color="black", model="pegasus 40", size="9"),
+    _item("Pegasus 40 black Nike", "Nike", "running shoes", color="black", model="pegasus 40", size="11"),
+]
+UNIFORM_ITEMS = [
+    _item("Running Shoes", "Acme", "running shoes", color="red"),
+    _item("Running Shoes Red", "Acme", "running shoes", color="red"),
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "items", "expect_empty"),
+    [
+        ("running shoes", BROAD_ITEMS, False),  # broad: results differ in brand, terrain, color, gender
+        ("black nike pegasus 40", SPECIFIC_ITEMS, True),  # names brand + color + model: specific
+        ("wd19tb dock", SPECIFIC_ITEMS, True),  # an identifier token: specific
+        ("running shoes", UNIFORM_ITEMS, True),  # nothing splits the results: nothing to clarify
+        ("running shoes", [], True),  # no results: nothing to ground an expansion
+    ],
+)
+def test_rules_teacher_decides_when_to_expand(query, items, expect_empty):
+    out = RulesTeacher().teach(query, items)
+    assert (out.expansions == []) == expect_empty
+    assert out.reasoning
+    gate = check_completion(out.completion, query, Rules())
+    assert gate.valid, gate.reason
+
+
+def test_rules_teacher_broad_query_gets_three_diverse_grounded_expansions():
+    teacher = RulesTeacher()
+    out = teacher.teach("running shoes", BROAD_ITEMS)
+    assert 3 <= len(out.expansions) <= teacher.max_expansions
+    assert len({frozenset(e.lower().split()) for e in out.expansions}) == len(out.expansions)
+    values = {a["value"].lower() for item in BROAD_ITEMS for a in item["attributes"]}
+    values |= {item["brand"].lower() for item in BROAD_ITEMS}
+    for expansion in out.expansions:
+        assert expansion.startswith("running shoes ")  # faithful: keeps the query
+        added = expansion[len("running shoes ") :].lower()
+        assert all(word in " ".join(values) for word in added.split())  # grounded in the results
+    # Different attribute combinations: no single value is added by every expansion.
+    added_words = [set(e.lower().split()) - {"running", "shoes"} for e in out.expansions]
+    assert not set.intersection(*added_words)
+    assert "broad" in out.reasoning
+
+
+def test_rules_teacher_is_deterministic():
+    a = RulesTeacher().complete_many(["running shoes"] * 2, [BROAD_ITEMS, BROAD_ITEMS])
+    assert a[0] == a[1] == RulesTeacher().teach("running shoes", BROAD_ITEMS).completion
+
+
+class _ChatServer(BaseHTTPRequestHandler):
+    """A real chat-completions endpoint: answers with a completion naming the last user query.
+
+    The first request for each query gets 429 (to exercise the retry), requests with a wrong key get 401."""
+
+    requests: list[dict] = []
+    seen: set[str] = set()
+    key = "sk-test-secret"
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(body)
+        if self.headers.get("Authorization") != f"Bearer {self.key}":
+            return self._send(401, {"error": {"message": "bad key"}})
+        query = body["messages"][-1]["content"].split('Query: "')[1].split('"')[0]
+        if query not in self.seen:
+            self.seen.add(query)
+            return self._send(429, {"error": {"message": "slow down"}})
+        completion = f'<think>teacher</think>\n<answer>{{"expansion": ["{query} red", "{query} blue", "{query} xl"]}}</answer>'
+        return self._send(200, {"choices": [{"message": {"role": "assistant", "content": completion}}]})
+
+    def _send(self, code, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def chat_server():
+    _ChatServer.requests, _ChatServer.seen = [], set()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_openai_teacher_retries_caches_and_resumes(chat_server, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("LESER_TEACHER_BASE_URL", chat_server)
+    monkeypatch.setenv("LESER_TEACHER_MODEL", "tiny-teacher")
+    monkeypatch.setenv("OPENAI_API_KEY", _ChatServer.key)
+    cache = tmp_path / "cache.jsonl"
+    teacher = OpenAITeacher.from_env(cache, concurrency=2, backoff_s=0.01)
+    queries = ["running shoes", "desk lamp", "usb hub"]
+    out = teacher.complete_many(queries, [BROAD_ITEMS, [], UNIFORM_ITEMS])
+    for q, completion in zip(queries, out, strict=True):
+        gate = check_completion(completion, q, Rules())
+        assert gate.valid and gate.expansions[0] == f"{q} red"
+    assert len(_ChatServer.requests) == 6  # one 429 then one success per query
+    # Few-shot: system, two example turns each (user + assistant), then the query.
+    messages = _ChatServer.requests[-1]["messages"]
+    assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * len(FEW_SHOT) + ["user"]
+    assert _ChatServer.requests[-1]["model"] == "tiny-teacher"
+    # Resume: a new teacher with the same cache makes no request.
+    again = OpenAITeacher.from_env(cache, backoff_s=0.01).complete_many(queries, [BROAD_ITEMS, [], UNIFORM_ITEMS])
+    assert again == out and len(_ChatServer.requests) == 6
+    # The key is never written to the cache, the log or the repr.
+    assert _ChatServer.key not in cache.read_text()
+    assert _ChatServer.key not in repr(teacher) and _ChatServer.key not in caplog.text
+
+
+def test_openai_teacher_bad_key_is_an_error_without_the_key(chat_server, tmp_path):
+    teacher = OpenAITeacher(chat_server, "m", "sk-wrong-key", tmp_path / "c.jsonl", backoff_s=0.01)
+    with pytest.raises(OpenAIError, match="401") as err:
+        teacher.complete("running shoes", BROAD_ITEMS)
+    assert "sk-wrong-key" not in str(err.value)
+
+
+def test_openai_teacher_gives_up_after_retries(tmp_path):
+    # Nothing listens on this port: every attempt fails, the query is reported as None (the caller counts it).
+    teacher = OpenAITeacher("http://127.0.0.1:9/v1", "m", None, tmp_path / "c.jsonl", max_retries=1, backoff_s=0.01)
+    assert teacher.complete_many(["running shoes"], [BROAD_ITEMS]) == [None]
