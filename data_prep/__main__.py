@@ -23,14 +23,20 @@ def _import(args: argparse.Namespace) -> None:
     from data_prep import importers
 
     if args.kind == "esci":
-        report = importers.import_esci(args.products, args.examples, args.out, locale=args.locale, lenient=args.lenient)
+        report = importers.import_esci(
+            args.products, args.examples, args.out, locale=args.locale, lenient=args.lenient
+        )
     elif args.kind == "wands":
         report = importers.import_wands(
             args.products, args.queries, args.labels, args.out, delimiter=args.delimiter, lenient=args.lenient
         )
     else:
         overrides = list(args.field or [])
-        for section, value in (("catalog", args.catalog), ("judgments", args.judgments), ("queries", args.queries)):
+        for section, value in (
+            ("catalog", args.catalog),
+            ("judgments", args.judgments),
+            ("queries", args.queries),
+        ):
             if value:
                 overrides.append(f"{section}.path={value}")
         mapping = importers.load_mapping(args.mapping, overrides)
@@ -72,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--products", required=True, help="product.csv")
     k.add_argument("--queries", required=True, help="query.csv")
     k.add_argument("--labels", required=True, help="label.csv")
-    k.add_argument("--delimiter", default="\t", help="field delimiter (WANDS files are tab-separated; default TAB)")
+    k.add_argument(
+        "--delimiter", default="\t", help="field delimiter (WANDS files are tab-separated; default TAB)"
+    )
     k = kinds.add_parser(
         "jsonl",
         help="generic JSONL / NDJSON bulk / CSV / JSON with a field mapping",
@@ -83,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--catalog", help="catalog file (overrides catalog.path)")
     k.add_argument("--judgments", help="judgments file (overrides judgments.path)")
     k.add_argument("--queries", help="query log / query set file (overrides queries.path; optional)")
-    k.add_argument("--field", action="append", metavar="SECTION.KEY=VALUE", help="mapping override, repeatable")
+    k.add_argument(
+        "--field", action="append", metavar="SECTION.KEY=VALUE", help="mapping override, repeatable"
+    )
     k.add_argument("--source", default="jsonl", help="manifest source name (default jsonl)")
     for k in kinds.choices.values():
         k.add_argument("--out", required=True, help="output dataset directory")

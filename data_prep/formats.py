@@ -310,7 +310,12 @@ def validate_catalog(table, lines, path, *, lenient=False, skips: Counter | None
     ]
     table, lines = _apply_checks(path, table, lines, checks, lenient, skips)
     table, _ = _apply_checks(
-        path, table, lines, [("item_id", "is a duplicate", _duplicate_mask(table.column("item_id")))], lenient, skips
+        path,
+        table,
+        lines,
+        [("item_id", "is a duplicate", _duplicate_mask(table.column("item_id")))],
+        lenient,
+        skips,
     )
     _log_skips(path, skips, before)
     return table
@@ -334,7 +339,12 @@ def validate_queries(table, lines, path, *, lenient=False, skips: Counter | None
     ]
     table, lines = _apply_checks(path, table, lines, checks, lenient, skips)
     table, _ = _apply_checks(
-        path, table, lines, [("query", "is a duplicate", _duplicate_mask(table.column("query")))], lenient, skips
+        path,
+        table,
+        lines,
+        [("query", "is a duplicate", _duplicate_mask(table.column("query")))],
+        lenient,
+        skips,
     )
     _log_skips(path, skips, before)
     return table
@@ -368,7 +378,9 @@ def validate_judgments(
         ("source", "is empty", _empty_string_mask(table.column("source"))),
     ]
     if item_ids is not None:
-        known = pc.is_in(table.column("item_id"), value_set=pa.chunked_array([item_ids]).combine_chunks())
+        if isinstance(item_ids, pa.ChunkedArray):
+            item_ids = item_ids.combine_chunks() if item_ids.num_chunks else pa.array([], pa.string())
+        known = pc.is_in(table.column("item_id"), value_set=item_ids.cast(pa.string()))
         checks.append(("item_id", "is not in the catalog", ~known.to_numpy(zero_copy_only=False)))
     table, _ = _apply_checks(path, table, lines, checks, lenient, skips)
     _log_skips(path, skips, before)

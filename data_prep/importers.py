@@ -87,25 +87,31 @@ def _skip_or_raise(err: FormatError, lenient: bool, skips: Counter) -> None:
     skips[f"{Path(err.file).name}: field '{err.field}' {str(err).rsplit(': ', 1)[-1]}"] += 1
 
 
-def _query_log(judged_queries: list[str], frequency: dict[str, int] | None = None, intent: dict | None = None):
+def _query_log(
+    judged_queries: list[str], frequency: dict[str, int] | None = None, intent: dict | None = None
+):
     """The query log of an imported set: one row per distinct judged query, in first-seen order."""
     rows = _Rows(formats.QUERIES_SCHEMA)
     for i, q in enumerate(dict.fromkeys(judged_queries), start=1):
-        rows.add({"query": q, "frequency": (frequency or {}).get(q, 1), "intent_id": (intent or {}).get(q)}, i)
+        rows.add(
+            {"query": q, "frequency": (frequency or {}).get(q, 1), "intent_id": (intent or {}).get(q)}, i
+        )
     return rows
 
 
 # ----------------------------------------------------------------------------------------------- ESCI
 
 
-def import_esci(products: str | Path, examples: str | Path, out: str | Path, *, locale: str = "us",
-                lenient: bool = False) -> ImportReport:
+def import_esci(
+    products: str | Path, examples: str | Path, out: str | Path, *, locale: str = "us", lenient: bool = False
+) -> ImportReport:
     """ESCI parquet (shopping_queries_dataset_products / _examples) -> dataset directory (grades: ESCI_GRADES)."""
     skips: Counter = Counter()
     need_p = ["product_id", "product_title", "product_locale"]
     need_e = ["query", "query_id", "product_id", "product_locale", "esci_label"]
-    prod = _read_parquet_columns(products, need_p, ["product_description", "product_bullet_point", "product_brand",
-                                                    "product_color"])
+    prod = _read_parquet_columns(
+        products, need_p, ["product_description", "product_bullet_point", "product_brand", "product_color"]
+    )
     ex = _read_parquet_columns(examples, need_e, [])
     catalog = _Rows(formats.CATALOG_SCHEMA)
     for i, r in enumerate(prod, start=1):
@@ -113,22 +119,49 @@ def import_esci(products: str | Path, examples: str | Path, out: str | Path, *, 
             continue
         description = "\n".join(x for x in (r.get("product_description"), r.get("product_bullet_point")) if x)
         attributes = [{"name": "Color", "value": r["product_color"]}] if r.get("product_color") else []
-        catalog.add({"item_id": r["product_id"], "title": r["product_title"] or "", "category": [],
-                     "attributes": attributes, "brand": r.get("product_brand") or "", "description": description}, i)
+        catalog.add(
+            {
+                "item_id": r["product_id"],
+                "title": r["product_title"] or "",
+                "category": [],
+                "attributes": attributes,
+                "brand": r.get("product_brand") or "",
+                "description": description,
+            },
+            i,
+        )
     judgments = _Rows(formats.JUDGMENTS_SCHEMA)
     judged, intent = [], {}
     for i, r in enumerate(ex, start=1):
         if r["product_locale"] != locale:
             continue
         if r["esci_label"] not in ESCI_GRADES:
-            _skip_or_raise(FormatError(examples, i, "esci_label", f"unknown label {r['esci_label']!r}"), lenient, skips)
+            _skip_or_raise(
+                FormatError(examples, i, "esci_label", f"unknown label {r['esci_label']!r}"), lenient, skips
+            )
             continue
-        judgments.add({"query": r["query"], "item_id": r["product_id"], "grade": ESCI_GRADES[r["esci_label"]],
-                       "source": "esci"}, i)
+        judgments.add(
+            {
+                "query": r["query"],
+                "item_id": r["product_id"],
+                "grade": ESCI_GRADES[r["esci_label"]],
+                "source": "esci",
+            },
+            i,
+        )
         judged.append(r["query"])
         intent.setdefault(r["query"], str(r["query_id"]))
-    return _finish(out, "esci", catalog, _query_log(judged, intent=intent), judgments, skips, lenient,
-                   (products, "queries (from examples)", examples), {"locale": locale, "grade_map": ESCI_GRADES})
+    return _finish(
+        out,
+        "esci",
+        catalog,
+        _query_log(judged, intent=intent),
+        judgments,
+        skips,
+        lenient,
+        (products, "queries (from examples)", examples),
+        {"locale": locale, "grade_map": ESCI_GRADES},
+    )
 
 
 def _read_parquet_columns(path, required: list[str], optional: list[str]) -> list[dict]:
@@ -146,7 +179,9 @@ def _read_parquet_columns(path, required: list[str], optional: list[str]) -> lis
 # ----------------------------------------------------------------------------------------------- WANDS
 
 
-def import_wands(product_csv, query_csv, label_csv, out, *, delimiter: str = "\t", lenient: bool = False) -> ImportReport:
+def import_wands(
+    product_csv, query_csv, label_csv, out, *, delimiter: str = "\t", lenient: bool = False
+) -> ImportReport:
     """WANDS (product.csv, query.csv, label.csv; tab-separated upstream) -> dataset directory (WANDS_GRADES).
 
     product_features "name:value|name:value" become attributes; "category hierarchy" ("A / B / C") the path.
@@ -162,8 +197,17 @@ def import_wands(product_csv, query_csv, label_csv, out, *, delimiter: str = "\t
         path = [c.strip() for c in (r.get("category hierarchy") or "").split("/") if c.strip()]
         if not path and r.get("product_class"):
             path = [r["product_class"]]
-        catalog.add({"item_id": r["product_id"], "title": r["product_name"], "category": path,
-                     "attributes": attributes, "brand": "", "description": r.get("product_description") or ""}, line)
+        catalog.add(
+            {
+                "item_id": r["product_id"],
+                "title": r["product_name"],
+                "category": path,
+                "attributes": attributes,
+                "brand": "",
+                "description": r.get("product_description") or "",
+            },
+            line,
+        )
     query_of = {}
     for line, r in _csv_rows(query_csv, delimiter, ["query_id", "query"]):
         query_of[r["query_id"]] = (r["query"], r.get("query_class") or None, line)
@@ -171,19 +215,40 @@ def import_wands(product_csv, query_csv, label_csv, out, *, delimiter: str = "\t
     judged = []
     for line, r in _csv_rows(label_csv, delimiter, ["query_id", "product_id", "label"]):
         if r["query_id"] not in query_of:
-            _skip_or_raise(FormatError(label_csv, line, "query_id", f"{r['query_id']!r} not in {Path(query_csv).name}"),
-                           lenient, skips)
+            _skip_or_raise(
+                FormatError(label_csv, line, "query_id", f"{r['query_id']!r} not in {Path(query_csv).name}"),
+                lenient,
+                skips,
+            )
             continue
         if r["label"] not in WANDS_GRADES:
-            _skip_or_raise(FormatError(label_csv, line, "label", f"unknown label {r['label']!r}"), lenient, skips)
+            _skip_or_raise(
+                FormatError(label_csv, line, "label", f"unknown label {r['label']!r}"), lenient, skips
+            )
             continue
         query = query_of[r["query_id"]][0]
-        judgments.add({"query": query, "item_id": r["product_id"], "grade": WANDS_GRADES[r["label"]],
-                       "source": "wands"}, line)
+        judgments.add(
+            {
+                "query": query,
+                "item_id": r["product_id"],
+                "grade": WANDS_GRADES[r["label"]],
+                "source": "wands",
+            },
+            line,
+        )
         judged.append(query)
     intent = {q: qid for qid, (q, _, _) in query_of.items()}
-    return _finish(out, "wands", catalog, _query_log(judged, intent=intent), judgments, skips, lenient,
-                   (product_csv, query_csv, label_csv), {"grade_map": WANDS_GRADES})
+    return _finish(
+        out,
+        "wands",
+        catalog,
+        _query_log(judged, intent=intent),
+        judgments,
+        skips,
+        lenient,
+        (product_csv, query_csv, label_csv),
+        {"grade_map": WANDS_GRADES},
+    )
 
 
 def _wands_features(text: str, path, line: int) -> list[dict]:
@@ -221,13 +286,37 @@ def _csv_rows(path, delimiter: str, required: list[str]) -> Iterator[tuple[int, 
 
 # Defaults of the mapping (YAML); every key can be overridden with --field section.key=value.
 DEFAULT_MAPPING = {
-    "catalog": {"path": None, "format": None, "records": None, "id": "item_id", "title": "title",
-                "category": None, "category_separator": " > ", "brand": None, "description": None,
-                "attributes": None},
-    "queries": {"path": None, "format": None, "records": None, "query": "query", "frequency": None,
-                "intent_id": None},
-    "judgments": {"path": None, "format": None, "records": None, "ratings": None, "query": "query",
-                  "item_id": "item_id", "grade": "grade", "grade_map": None, "source": "human"},
+    "catalog": {
+        "path": None,
+        "format": None,
+        "records": None,
+        "id": "item_id",
+        "title": "title",
+        "category": None,
+        "category_separator": " > ",
+        "brand": None,
+        "description": None,
+        "attributes": None,
+    },
+    "queries": {
+        "path": None,
+        "format": None,
+        "records": None,
+        "query": "query",
+        "frequency": None,
+        "intent_id": None,
+    },
+    "judgments": {
+        "path": None,
+        "format": None,
+        "records": None,
+        "ratings": None,
+        "query": "query",
+        "item_id": "item_id",
+        "grade": "grade",
+        "grade_map": None,
+        "source": "human",
+    },
 }
 
 
@@ -246,7 +335,9 @@ def load_mapping(path: str | Path | None, overrides: list[str] = ()) -> dict:
                 raise FormatError(path, None, section, f"unknown section (expected {list(mapping)})")
             for key, value in (values or {}).items():
                 if key not in mapping[section]:
-                    raise FormatError(path, None, f"{section}.{key}", f"unknown key (expected {list(mapping[section])})")
+                    raise FormatError(
+                        path, None, f"{section}.{key}", f"unknown key (expected {list(mapping[section])})"
+                    )
                 mapping[section][key] = value
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -309,7 +400,11 @@ def _records(spec: dict, lenient: bool, skips: Counter) -> Iterator[tuple[int, d
         except json.JSONDecodeError as err:
             _skip_or_raise(FormatError(path, line_no, None, f"invalid JSON: {err.msg}"), lenient, skips)
             continue
-        if fmt == "bulk" and isinstance(record, dict) and set(record) <= {"index", "create", "update", "delete"}:
+        if (
+            fmt == "bulk"
+            and isinstance(record, dict)
+            and set(record) <= {"index", "create", "update", "delete"}
+        ):
             continue  # an OpenSearch/Elasticsearch bulk action line, the document follows
         yield line_no, record
 
@@ -328,7 +423,9 @@ def _text(value) -> str:
     return str(value)
 
 
-def import_mapped(mapping: dict, out: str | Path, *, lenient: bool = False, source: str = "jsonl") -> ImportReport:
+def import_mapped(
+    mapping: dict, out: str | Path, *, lenient: bool = False, source: str = "jsonl"
+) -> ImportReport:
     """Generic import: catalog + judgments (+ optional query log) through a field mapping (see load_mapping)."""
     skips: Counter = Counter()
     cat_spec, q_spec, j_spec = mapping["catalog"], mapping["queries"], mapping["judgments"]
@@ -358,14 +455,17 @@ def import_mapped(mapping: dict, out: str | Path, *, lenient: bool = False, sour
             for value in values if isinstance(values, list) else [values]:
                 if value not in (None, ""):
                     attributes.append({"name": aname, "value": str(value)})
-        catalog.add({
-            "item_id": item_id,
-            "title": title,
-            "category": [str(c) for c in (category or [])],
-            "attributes": attributes,
-            "brand": _text(rec.get(cat_spec["brand"])) if cat_spec["brand"] else "",
-            "description": "\n".join(t for t in (_text(rec.get(f)) for f in description_fields) if t),
-        }, line)
+        catalog.add(
+            {
+                "item_id": item_id,
+                "title": title,
+                "category": [str(c) for c in (category or [])],
+                "attributes": attributes,
+                "brand": _text(rec.get(cat_spec["brand"])) if cat_spec["brand"] else "",
+                "description": "\n".join(t for t in (_text(rec.get(f)) for f in description_fields) if t),
+            },
+            line,
+        )
 
     judgments = _Rows(formats.JUDGMENTS_SCHEMA)
     judged = []
@@ -387,7 +487,9 @@ def import_mapped(mapping: dict, out: str | Path, *, lenient: bool = False, sour
             except FormatError as err:
                 _skip_or_raise(err, lenient, skips)
                 continue
-            judgments.add({"query": query, "item_id": item_id, "grade": grade, "source": j_spec["source"]}, where)
+            judgments.add(
+                {"query": query, "item_id": item_id, "grade": grade, "source": j_spec["source"]}, where
+            )
             judged.append(query)
 
     frequency, intent = {}, {}
@@ -395,7 +497,9 @@ def import_mapped(mapping: dict, out: str | Path, *, lenient: bool = False, sour
         for line, rec in _records(q_spec, lenient, skips):
             try:
                 q = _text(_get(rec, q_spec["query"], q_spec["path"], line))
-                frequency[q] = int(_get(rec, q_spec["frequency"], q_spec["path"], line)) if q_spec["frequency"] else 1
+                frequency[q] = (
+                    int(_get(rec, q_spec["frequency"], q_spec["path"], line)) if q_spec["frequency"] else 1
+                )
             except (FormatError, ValueError) as err:
                 if not isinstance(err, FormatError):
                     err = FormatError(q_spec["path"], line, q_spec["frequency"], f"not an integer: {err}")
@@ -406,8 +510,17 @@ def import_mapped(mapping: dict, out: str | Path, *, lenient: bool = False, sour
     # Queries of the query set without judgments are kept (they are part of the log); judged ones come first.
     queries = _query_log(judged + list(frequency), frequency, intent)
     names = (cat_spec["path"], q_spec["path"] or "queries (from judgments)", j_spec["path"])
-    return _finish(out, source, catalog, queries, judgments, skips, lenient, names,
-                   {"mapping": {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in mapping.items()}})
+    return _finish(
+        out,
+        source,
+        catalog,
+        queries,
+        judgments,
+        skips,
+        lenient,
+        names,
+        {"mapping": {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in mapping.items()}},
+    )
 
 
 def _map_grade(raw, grade_map: dict, path, line: int, field_name: str) -> int:

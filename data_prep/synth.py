@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,17 @@ MAX_SLOTS = 8  # attributes per category (product-level + item-level), the width
 POOL_LEXICAL = 30  # judged candidates per query from the term-overlap pool
 POOL_RANDOM = 10  # ... plus random negatives
 BATCH_ITEMS = 50_000
+# The paper's example queries, always in the log (when their product is listed) so docs and demos can use them.
+ANCHOR_QUERIES = (
+    "ergonomic mouse",
+    "black bose quietcomfort ultra headphones",
+    "sleep improvement",
+    "dell wd19tb",
+    "mouse that doesn't hurt my wrist",
+    "those quiet headphones everyone wears on planes",
+    "melatonin",
+    "phone charger",
+)
 TOKEN_RE = re.compile(r"[a-z0-9]+")
 
 
@@ -129,6 +141,8 @@ def build_products(cats: list[Category], rng: np.random.Generator) -> list[Produ
         famous_by_cat.setdefault(fam[0], []).append(fam)
     used_ids: set[str] = set()
     for cat in cats:
+        # Some values of an attribute are common, others rare (Zipf), so attribute constraints are selective.
+        value_w = [zipf_weights(len(cat.values[s]), 1.0, rng) for s in range(cat.n_product_slots)]
         specs = [(b, s, i, nick) for _, b, s, i, nick in famous_by_cat.get(cat.name, [])]
         while len(specs) < PRODUCTS_PER_CATEGORY:
             ident = make_identifier(rng)
@@ -137,14 +151,14 @@ def build_products(cats: list[Category], rng: np.random.Generator) -> list[Produ
             used_ids.add(ident)
             b = int(rng.integers(len(cat.spec["brands"])))
             brand = cat.spec["brands"][b]
-            series = cat.spec["series"][
-                b % len(cat.spec["series"])
-            ]  # the lists are aligned: brand i makes series i
+            series = cat.spec["series"][b % len(cat.spec["series"])]  # aligned lists: brand i makes series i
             specs.append((brand, series, ident, ""))
         for brand, series, ident, nick in specs:
-            codes = [int(rng.integers(len(cat.values[s]))) for s in range(cat.n_product_slots)]
+            codes = [int(rng.choice(len(w), p=w)) for w in value_w]
             n_colors = int(rng.integers(1, 5))
             colors = sorted(int(c) for c in rng.choice(len(tx.COLORS), size=n_colors, replace=False))
+            if nick and 0 not in colors:  # famous models always come in black (the anchor queries ask for it)
+                colors = [0, *colors[1:]]
             products.append(Product(len(products), cat.cid, brand, series, ident, codes, colors, nick))
     return products
 
@@ -158,24 +172,12 @@ def zipf_weights(n: int, s: float, rng: np.random.Generator) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- listings
 
 
-def _variant(value: str, u: float) -> str:
-    variants = tx.VALUE_VARIANTS.get(value)
-    if not variants:
-        return value
-    return variants[int(u * len(variants))]
-
-
-def _title_value(slot_name: str, value: str, u: float) -> str | None:
-    """How a seller writes an attribute value in a title (yes/no attributes become the attribute's name)."""
-    if value == "yes":
-        return slot_name.lower()
-    if value in ("no", "none"):
-        return None
-    return _variant(value, u)
-
-
 class ListingWriter:
-    """Turns (product, listing-level codes, random draws) into a catalog row the way sellers write them."""
+    """Turns (product, listing-level codes) into a catalog row the way sellers write them.
+
+    `rnd` is a seeded `random.Random().random`: one listing draws dozens of numbers, and Python's generator is
+    much cheaper per draw than numpy scalars; per-category text tables are precomputed for the same reason.
+    """
 
     def __init__(self, cats: list[Category], products: list[Product]):
         self.cats, self.products = cats, products
@@ -183,67 +185,74 @@ class ListingWriter:
         popular = [(c.cid, phrase) for c in cats for phrase, _ in c.spec["broad"]]
         popular += [(c.cid, c.nouns[0]) for c in cats]
         self.stuffing_by_cat = [[p for cid, p in popular if cid != cat.cid] for cat in cats]
+        p_by_name = {"Color": 0.6, "Size": 0.7, "Condition": 0.0}
+        self.p_mention = [[p_by_name.get(n, 0.35) for n in c.slots] for c in cats]
+        # title_texts[cid][slot][code]: spellings of that value in a title ([] = never written)
+        self.title_texts = [
+            [[_title_spellings(name, v) for v in c.values[s]] for s, name in enumerate(c.slots)] for c in cats
+        ]
+        self.attr_texts = [[[tx.VALUE_VARIANTS.get(v, [v]) for v in vals] for vals in c.values] for c in cats]
+        self.condition_slot = [c.slots.index("Condition") for c in cats]
+        self.id_variants = [identifier_variants(p.identifier) for p in products]
 
-    def row(self, item_id: str, product: Product, codes: list[int], stuffed: bool, u: list[float]) -> dict:
+    def row(self, item_id: str, product: Product, codes: list[int], stuffed: bool, rnd) -> dict:
         cat = self.cats[product.cid]
-        ui = iter(u)
+        cid = cat.cid
         parts_front, parts_attrs, parts_back = [], [], []
-        brand = product.brand if next(ui) < 0.85 else ""
-        if brand and next(ui) < 0.2:
-            brand = brand.lower()
-        if brand:
-            parts_front.append(brand)
+        if rnd() < 0.85:
+            parts_front.append(product.brand.lower() if rnd() < 0.2 else product.brand)
         model_bits = []
-        if next(ui) < 0.8:
+        if rnd() < 0.8:
             model_bits.append(product.series)
-        if next(ui) < 0.7:
-            variants = identifier_variants(product.identifier)
-            model_bits.append(variants[int(next(ui) * len(variants))])
+        if rnd() < 0.7:
+            variants = self.id_variants[product.pid]
+            model_bits.append(variants[int(rnd() * len(variants))])
         if model_bits:
             parts_front.append(" ".join(model_bits))
+        p_mention, title_texts = self.p_mention[cid], self.title_texts[cid]
         for slot, code in enumerate(codes):
-            name = cat.slots[slot]
-            p_mention = {"Color": 0.6, "Size": 0.7, "Condition": 0.0}.get(name, 0.35)
-            if next(ui) < p_mention:
-                text = _title_value(name, cat.values[slot][code], next(ui))
-                if text:
-                    parts_attrs.append(text)
-        noun = cat.nouns[int(next(ui) * len(cat.nouns))] if next(ui) < 0.75 else ""
-        condition = cat.values[cat.slots.index("Condition")][codes[cat.slots.index("Condition")]]
-        if next(ui) < 0.45:
-            texts = tx.CONDITION_TEXT[condition]
-            parts_back.append(texts[int(next(ui) * len(texts))])
-        if next(ui) < 0.25:
-            parts_back.append(tx.FILLER[int(next(ui) * len(tx.FILLER))])
-        if stuffed:  # keyword stuffing: popular search words of other categories
-            pool = self.stuffing_by_cat[cat.cid]
-            parts_back += [pool[int(next(ui) * len(pool))] for _ in range(2 + int(next(ui) * 2))]
-        order = next(ui)
+            if rnd() < p_mention[slot]:
+                texts = title_texts[slot][code]
+                if texts:
+                    parts_attrs.append(texts[int(rnd() * len(texts))])
+        noun = cat.nouns[int(rnd() * len(cat.nouns))] if rnd() < 0.75 else ""
+        if rnd() < 0.45:
+            texts = tx.CONDITION_TEXT[tx.CONDITIONS[codes[self.condition_slot[cid]]]]
+            parts_back.append(texts[int(rnd() * len(texts))])
+        if rnd() < 0.25:
+            parts_back.append(tx.FILLER[int(rnd() * len(tx.FILLER))])
+        if stuffed:  # keyword stuffing: popular searches of other categories
+            pool = self.stuffing_by_cat[cid]
+            parts_back += [pool[int(rnd() * len(pool))] for _ in range(2 + int(rnd() * 2))]
+        order = rnd()
+        nouns = [noun] if noun else []
         if order < 0.5:  # brand model attrs noun condition
-            middle = parts_attrs + ([noun] if noun else [])
+            words = parts_front + parts_attrs + nouns + parts_back
         elif order < 0.8:  # noun first, as in "Mouse Logitech MX ..."
-            middle = parts_attrs
-            parts_front = ([noun] if noun else []) + parts_front
+            words = nouns + parts_front + parts_attrs + parts_back
         else:  # attributes before the brand
-            parts_front, middle = parts_attrs + parts_front, ([noun] if noun else [])
-        words = [p for p in parts_front + middle + parts_back if p]
-        if not words:
-            words = [cat.nouns[0]]
-        title = " ".join(words)
-        if next(ui) < 0.15:
+            words = parts_attrs + parts_front + nouns + parts_back
+        title = " ".join(words) if words else cat.nouns[0]
+        if rnd() < 0.15:
             title = title.upper()
         attributes = []
+        attr_texts = self.attr_texts[cid]
         for slot, code in enumerate(codes):
-            if next(ui) < 0.2:  # seller left it blank
+            if rnd() < 0.2:  # seller left it blank
                 continue
-            value = cat.values[slot][code]
-            if next(ui) < 0.04:  # inconsistent with the title and the truth
-                value = cat.values[slot][int(next(ui) * len(cat.values[slot]))]
-            attributes.append({"name": cat.slots[slot], "value": _variant(value, next(ui))})
-        if next(ui) < 0.5:
+            if rnd() < 0.04:  # inconsistent with the title and the truth
+                code = int(rnd() * len(cat.values[slot]))
+            texts = attr_texts[slot][code]
+            attributes.append(
+                {
+                    "name": cat.slots[slot],
+                    "value": texts[0] if rnd() < 0.6 else texts[int(rnd() * len(texts))],
+                }
+            )
+        if rnd() < 0.5:
             attributes.append({"name": "Model", "value": f"{product.series} {product.identifier}"})
         description = ""
-        if next(ui) < 0.5:
+        if rnd() < 0.5:
             shown = [f"{a['name']}: {a['value']}" for a in attributes[:3]]
             description = f"{cat.nouns[0].capitalize()} by {product.brand}. " + ". ".join(shown) + "."
         return {
@@ -251,12 +260,18 @@ class ListingWriter:
             "title": title,
             "category": [cat.dept, cat.name],
             "attributes": attributes,
-            "brand": product.brand if next(ui) < 0.9 else "",
+            "brand": product.brand if rnd() < 0.9 else "",
             "description": description,
         }
 
 
-N_UNIFORMS = 96  # upper bound on the draws one listing uses
+def _title_spellings(slot_name: str, value: str) -> list[str]:
+    """How sellers write a value in a title; yes/no attributes become the attribute's name (or nothing)."""
+    if value == "yes":
+        return [slot_name.lower()]
+    if value in ("no", "none"):
+        return []
+    return tx.VALUE_VARIANTS.get(value, [value])
 
 
 def generate_items(cats, products, n_items: int, seed: int, batch_items: int = BATCH_ITEMS):
@@ -271,9 +286,8 @@ def generate_items(cats, products, n_items: int, seed: int, batch_items: int = B
         n = min(batch_items, n_items - start)
         rng = np.random.default_rng([seed, 2, start])
         cat_ids = rng.choice(len(cats), size=n, p=cat_w)
-        stuffed = rng.random(n) < 0.02
-        u_all = rng.random((n, N_UNIFORMS)).tolist()
-        size_u = rng.random(n).tolist()
+        stuffed = (rng.random(n) < 0.02).tolist()
+        size_codes = rng.integers(len(tx.APPAREL_SIZES), size=n).tolist()
         cond_codes = rng.choice(4, size=n, p=cond_w).tolist()
         color_u = rng.random(n).tolist()
         prod_pick = [0] * n
@@ -282,6 +296,7 @@ def generate_items(cats, products, n_items: int, seed: int, batch_items: int = B
             picks = rng.choice(len(prods_of[cid]), size=len(where), p=prod_w[cid])
             for w, pk in zip(where.tolist(), picks.tolist(), strict=True):
                 prod_pick[w] = prods_of[cid][pk].pid
+        rnd = random.Random(seed * 1_000_003 + start).random
         truth_attrs = np.full((n, MAX_SLOTS), -1, dtype=np.int16)
         rows = []
         for i in range(n):
@@ -292,17 +307,17 @@ def generate_items(cats, products, n_items: int, seed: int, batch_items: int = B
                 if name == "Color":
                     codes.append(product.colors[int(color_u[i] * len(product.colors))])
                 elif name == "Size":
-                    codes.append(int(size_u[i] * len(tx.APPAREL_SIZES)))
+                    codes.append(size_codes[i])
                 else:
                     codes.append(cond_codes[i])
             truth_attrs[i, : len(codes)] = codes
-            rows.append(writer.row(f"s{start + i:07d}", product, codes, bool(stuffed[i]), u_all[i]))
+            rows.append(writer.row(f"s{start + i:07d}", product, codes, stuffed[i], rnd))
         table = pa.Table.from_pylist(rows, schema=formats.CATALOG_SCHEMA)
         truth = {
             "category": cat_ids.astype(np.int16),
             "product": np.asarray(prod_pick, dtype=np.int32),
             "attrs": truth_attrs,
-            "stuffed": stuffed,
+            "stuffed": np.asarray(stuffed, dtype=bool),
         }
         yield table, truth
 
@@ -332,7 +347,12 @@ def build_intents(cats: list[Category], products: list[Product], rng: np.random.
             for value in cat.values[slot]:
                 if value in ("yes", "no", "none") or value.isdigit():
                     continue
-                noun = cat.nouns[int(rng.integers(len(cat.nouns)))]
+                nouns = [
+                    n for n in cat.nouns if value.lower() not in n.lower() and n.lower() not in value.lower()
+                ]
+                if not nouns:  # "hdd hdd" is no query
+                    continue
+                noun = nouns[int(rng.integers(len(nouns)))]
                 add("broad", f"{value} {noun}", **base, constraints={cat.name: {name: [value]}})
         for phrase, cons in cat.spec["colloquial"]:
             for template in ("{p}", "{p} cheap", "{p} under 50", "{p} for sale"):
@@ -372,6 +392,7 @@ def build_intents(cats: list[Category], products: list[Product], rng: np.random.
             constraints={},
         )
         if prod.nickname:
+            add("identifier", f"{prod.brand} {variants[1]}", **target, constraints={})  # "dell wd19tb"
             for template in ("{p}", "{p} used", "the {p}"):
                 add("colloquial", template.format(p=prod.nickname), **target, constraints={})
     seen: set[str] = set()
@@ -383,21 +404,61 @@ def build_intents(cats: list[Category], products: list[Product], rng: np.random.
     return unique
 
 
+def satisfiable_by(cats: list[Category], products: list[Product], listed: set[int]):
+    """A predicate: can some listed product meet every constraint of a category intent in a target category?
+
+    Product-level slots are checked on the product's values and Color on the colors it comes in; Size and
+    Condition vary per listing and are assumed reachable.
+    """
+    by_name = {c.name: c for c in cats}
+    listed_by_cat: dict[int, list[Product]] = {}
+    for p in products:
+        if p.pid in listed:
+            listed_by_cat.setdefault(p.cid, []).append(p)
+
+    def meets(product: Product, cat: Category, constraint: dict) -> bool:
+        for attr, values in constraint.items():
+            slot = cat.slots.index(attr)
+            allowed = {cat.values[slot].index(v) for v in values}
+            if slot < cat.n_product_slots:
+                if product.codes[slot] not in allowed:
+                    return False
+            elif attr == "Color" and not allowed & set(product.colors):
+                return False
+        return True
+
+    def check(intent: dict) -> bool:
+        for name, best in intent["categories"].items():
+            cat = by_name[name]
+            constraint = intent["constraints"].get(name, {})
+            if best >= 3 and any(meets(p, cat, constraint) for p in listed_by_cat.get(cat.cid, [])):
+                return True
+        return False
+
+    return check
+
+
 def sample_query_log(
-    intents: list[dict], n_queries: int, rng: np.random.Generator, listed_products: set[int]
+    intents: list[dict], n_queries: int, rng: np.random.Generator, listed_products: set[int], satisfiable=None
 ) -> list[dict]:
     """Pick n_queries intents by level share; give them Zipf frequencies, head biased to broad/problem.
 
-    Product intents are only drawn for products that have at least one listing (`listed_products`).
+    Product intents are only drawn for products that have at least one listing (`listed_products`), category
+    intents only when `satisfiable(intent)` says a listed product can earn a grade >= 3.
     """
     intents = [i for i in intents if all(p in listed_products for p in i.get("products", []))]
-    by_level = {lv: [i for i in intents if i["level"] == lv] for lv in LEVELS}
+    if satisfiable is not None:
+        intents = [i for i in intents if i.get("products") or satisfiable(i)]
+    anchors = [i for i in intents if i["query"] in ANCHOR_QUERIES][:n_queries]
+    by_level = {lv: [i for i in intents if i["level"] == lv and i not in anchors] for lv in LEVELS}
     quota = {lv: int(round(LEVEL_SHARE[lv] * n_queries)) for lv in LEVELS}
     quota["broad"] += n_queries - sum(quota.values())
-    chosen: list[dict] = []
+    for a in anchors:
+        quota[a["level"]] -= 1
+    chosen: list[dict] = list(anchors)
     spill = 0
     for lv in ("problem", "colloquial", "identifier", "broad", "specific"):  # small pools first, spill onward
-        want = quota[lv] + spill
+        want = max(0, quota[lv] + spill)
         pool = by_level[lv]
         take = min(want, len(pool))
         spill = want - take
@@ -405,7 +466,15 @@ def sample_query_log(
         chosen += [pool[int(p)] for p in sorted(picks)]
     if spill:
         raise ValueError(f"only {len(chosen)} distinct queries available, asked for {n_queries}")
-    score = rng.gumbel(size=len(chosen)) + np.array([LEVEL_HEAD_BIAS[i["level"]] for i in chosen])
+    bias = np.array(
+        [
+            LEVEL_HEAD_BIAS[i["level"]]
+            + (1.0 if not i["constraints"] and not i.get("products") else 0.0)
+            + (1.0 if i in anchors else 0.0)
+            for i in chosen
+        ]
+    )  # bare category names ("headphones") are the most searched of all
+    score = 0.8 * rng.gumbel(size=len(chosen)) + bias
     order = np.argsort(-score, kind="stable")
     log_rows = []
     for rank, idx in enumerate(order.tolist(), start=1):
@@ -658,7 +727,9 @@ def generate(n_items: int, n_queries: int, seed: int, out: str | Path, progress:
 
     intents = build_intents(cats, products, np.random.default_rng([seed, 3]))
     listed = set(np.unique(truth["product"]).tolist())
-    query_log = sample_query_log(intents, n_queries, np.random.default_rng([seed, 4]), listed)
+    query_log = sample_query_log(
+        intents, n_queries, np.random.default_rng([seed, 4]), listed, satisfiable_by(cats, products, listed)
+    )
     with formats.atomic_write_path(truth_dir / "intents.jsonl") as tmp, open(tmp, "w") as f:
         for row in query_log:
             fields = {

@@ -146,31 +146,36 @@ class RulesTeacher:
     def _relax(self, query: str, analyze: Analyzer, n_found: int = 0) -> TeacherOutput | None:
         """Query relaxation when the engine finds (almost) nothing: drop the words that over-constrain the query.
 
-        Candidates keep all words but one (then all but two, for queries of four words or more; then any two words,
-        for five or more), in query order;
-        those the engine answers with more items than the raw query are kept, longest first, at most
-        `max_expansions`. None when relaxation is off (no `recall_sizes`) or nothing helps.
+        Works on the content words (those the analyzer keeps). Candidates keep all of them but one; for four or
+        more, also all but two; for five or more, also any two. The engine must find more items for a candidate
+        than for the raw query. Candidates that keep the last content word (usually the product noun) come first,
+        then longer ones; a single word is proposed only when it is that last word. At most `max_expansions`;
+        None when relaxation is off (no `recall_sizes`) or nothing helps.
         """
-        words = query.split()
-        if self.recall_sizes is None or len(words) < 2:
+        words = [w for w in query.split() if analyze(w)]
+        n = len(words)
+        if self.recall_sizes is None or n < 2:
             return None
-        drops = [(i,) for i in range(len(words))]
-        if len(words) >= 4:
-            drops += [(i, j) for i in range(len(words)) for j in range(i + 1, len(words))]
-        if len(words) >= 5:  # long, chatty queries: any two of their words
-            drops += [tuple(k for k in range(len(words)) if k not in (i, j))
-                      for i in range(len(words)) for j in range(i + 1, len(words))]
+        keeps = [tuple(k for k in range(n) if k != i) for i in range(n)]
+        if n >= 4:
+            keeps += [
+                tuple(k for k in range(n) if k not in (i, j)) for i in range(n) for j in range(i + 1, n)
+            ]
+        if n >= 5:
+            keeps += [(i, j) for i in range(n) for j in range(i + 1, n)]
+        keeps = [keep for keep in keeps if len(keep) > 1 or keep == (n - 1,)]
+        keeps.sort(key=lambda keep: (n - 1 not in keep, -len(keep)))
         seen = {tuple(sorted(analyze(query)))}
         candidates, dropped = [], []
-        for drop in drops:
-            text = " ".join(w for k, w in enumerate(words) if k not in drop)
+        for keep in keeps:
+            text = " ".join(words[k] for k in keep)
             bag = tuple(sorted(analyze(text)))
-            if bag and bag not in seen:
+            if bag not in seen:
                 seen.add(bag)
                 candidates.append(text)
-                dropped.append(" ".join(words[k] for k in drop))
+                dropped.append(" ".join(words[k] for k in range(n) if k not in keep))
         sizes = self.recall_sizes(candidates) if candidates else []
-        kept = [(c, d) for c, d, n in zip(candidates, dropped, sizes, strict=True) if n > n_found]
+        kept = [(c, d) for c, d, size in zip(candidates, dropped, sizes, strict=True) if size > n_found]
         kept = kept[: self.max_expansions]
         if not kept:
             return None
@@ -178,8 +183,8 @@ class RulesTeacher:
         words_dropped = ", ".join(f'"{d}"' for _, d in kept)
         return TeacherOutput(
             f'The engine finds {found} for "{query}": the query is too strict for the catalog. '
-            f"Dropping one constraint at a time ({words_dropped}) keeps the rest of the intent and lets the "
-            "engine return items for it.",
+            f"Leaving out the words that over-constrain it ({words_dropped}) keeps the rest of the intent and "
+            "lets the engine return items for it.",
             [c for c, _ in kept],
         )
 
@@ -254,7 +259,9 @@ class RulesTeacher:
                     values = [pairs[name] for name in pattern]
                     if any(len(v) > self.max_value_chars or set(analyze(v)) <= query_tokens for v in values):
                         continue
-                    if self.vocabulary_contains is not None and not all(map(self.vocabulary_contains, values)):
+                    if self.vocabulary_contains is not None and not all(
+                        map(self.vocabulary_contains, values)
+                    ):
                         continue
                     # Diversity: each expansion brings at least one value no earlier expansion used.
                     if all(value in used[name] for name, value in zip(pattern, values, strict=True)):

@@ -12,14 +12,18 @@
 
 Rows: {"messages": [...], "query": q, ...extra columns}. SFT rows end with the assistant message; GRPO and eval rows
 end with the user message. Every file is written atomically; teacher answers and their rewards are appended to
-OUT/.work/scored.jsonl so an interrupted run resumes without asking the teacher again.
+OUT/.work/scored.<teacher>.<inputs hash>.jsonl so an interrupted run resumes without asking the teacher again (a
+changed index, relevance model, settings or profile gives a new hash, hence fresh scores).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import math
+import os
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -122,6 +126,14 @@ def _load_scored(path: Path) -> dict[str, dict]:
     return done
 
 
+def _inputs_fingerprint(teacher_name, settings, index_dir, relevance_dir, profile, tokenizer_dir) -> str:
+    """Hash of everything a scored candidate depends on, so a resumed run never reuses stale scores."""
+    files = sorted(p for d in (Path(index_dir), Path(relevance_dir)) for p in d.rglob("*") if p.is_file())
+    parts = [teacher_name, repr(settings), profile.max_context_items, str(tokenizer_dir)]
+    parts += [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:12]
+
+
 def make_teacher(name: str, work_dir: Path, tokenizer, max_context_items: int, engine=None, catalog=None):
     if name == "rules":
         from data_prep.teachers import RulesTeacher, catalog_value_index
@@ -152,26 +164,26 @@ def build_splits(
     out_dir: str | Path,
     profile: Profile,
     teacher_name: str = "rules",
-    rules_path: str | Path | None = None,
+    config_path: str | Path | None = None,
     tokenizer_dir: str | Path | None = None,
     reward_threshold: float = 1.0,
     seed: int = 13,
     batch_size: int = 64,
 ) -> dict:
-    """Write the four split files and stats.json to `out_dir`; returns the stats dict."""
-    from leser.gate import Rules
+    """Write the four split files and stats.json to `out_dir`; returns the stats dict.
+
+    `config_path`: a LESER_CONFIG YAML whose reward settings and gate rules are used (its `search` and `relevance`
+    are replaced by `index_dir` and `relevance_dir`); None: the defaults of leser.settings.Settings.
+    """
     from leser.reward import LeserScorer
-    from leser.settings import Settings, open_backend
+    from leser.settings import Settings, load_settings, open_backend
 
     out_dir = Path(out_dir)
     work_dir = out_dir / ".work"
     work_dir.mkdir(parents=True, exist_ok=True)
-    rules = Rules.load(rules_path) if rules_path else Rules()
-    settings = Settings(
-        search=str(Path(index_dir).resolve()),
-        relevance=str(Path(relevance_dir).resolve()),
-        rules=rules,
-        rules_path=str(rules_path or ""),
+    backend = {"search": str(Path(index_dir).resolve()), "relevance": str(Path(relevance_dir).resolve())}
+    settings = (
+        dataclasses.replace(load_settings(config_path), **backend) if config_path else Settings(**backend)
     )
     engine, judge = open_backend(settings)
     scorer = LeserScorer(engine, judge, settings)
@@ -209,7 +221,8 @@ def build_splits(
 
     # SFT candidates: teacher, then gate + reward, appended to the work file batch by batch (resumable).
     sft_contexts, sft_messages = prompts_for(splits["sft"], "sft")
-    scored_path = work_dir / f"scored.{teacher_name}.jsonl"
+    fingerprint = _inputs_fingerprint(teacher_name, settings, index_dir, relevance_dir, profile, tokenizer_dir)
+    scored_path = work_dir / f"scored.{teacher_name}.{fingerprint}.jsonl"
     scored = _load_scored(scored_path)
     teacher = make_teacher(
         teacher_name, work_dir, tokenizer, profile.max_context_items, engine, dataset.catalog
@@ -301,6 +314,7 @@ def build_splits(
         "dataset": str(dataset_dir),
         "seed": seed,
         "reward_threshold": reward_threshold,
+        "config": str(config_path or "defaults"),
         "tokenizer": str(tokenizer_dir) if tokenizer_dir else "chars/3 estimate",
         "query_log_size": len(queries),
         "rows": {
@@ -349,7 +363,12 @@ def add_cli(subparsers) -> None:
         help="rules: offline attribute feedback (default); openai: LESER_TEACHER_BASE_URL / LESER_TEACHER_MODEL / "
         "OPENAI_API_KEY",
     )
-    p.add_argument("--rules", default=None, help="gate rules YAML (default: leser.gate.Rules defaults)")
+    p.add_argument(
+        "--config",
+        default=os.environ.get("LESER_CONFIG"),
+        help="LESER_CONFIG YAML for the reward settings and gate rules (default: $LESER_CONFIG, else built-in "
+        "defaults); its search/relevance are replaced by --index/--relevance",
+    )
     p.add_argument(
         "--tokenizer",
         default=None,
@@ -368,7 +387,7 @@ def _run_cli(args) -> None:
         args.out,
         PROFILES[args.profile],
         teacher_name=args.teacher,
-        rules_path=args.rules,
+        config_path=args.config,
         tokenizer_dir=args.tokenizer,
         reward_threshold=args.reward_threshold,
         seed=args.seed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -59,6 +60,7 @@ def _msm_simple(spec: str, n_terms: int) -> int:
     return n_terms + value if value < 0 else value
 
 
+@functools.lru_cache(maxsize=4096)
 def minimum_should_match(spec: str | int, n_terms: int) -> int:
     """Number of distinct query terms an item must contain to be recalled, with Elasticsearch semantics.
 

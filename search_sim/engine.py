@@ -19,18 +19,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import orjson
 
 from search_sim import kernels
 from search_sim.analyzer import Analyzer
 from search_sim.bm25 import minimum_should_match as msm_required
 from search_sim.bm25 import validate_minimum_should_match
-from search_sim.index import IndexConfig, open_arrays, stable_hash64
+from search_sim.index import IndexConfig, open_arrays, open_items, stable_hash64
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,9 @@ _EMPTY_SCORES = np.zeros(0, dtype=np.float64)
 class SearchEngine:
     """A loaded, read-only index. Thread-safe; open it once per process with :meth:`load`."""
 
-    def __init__(self, index_dir: Path, manifest: dict, arrays: dict[str, np.ndarray], backend: str = "auto"):
+    def __init__(
+        self, index_dir: Path, manifest: dict, arrays: dict[str, np.ndarray], backend: str = "auto", cache_mb: float = 64
+    ):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         if backend == "numba" and not kernels.HAVE_NUMBA:
@@ -77,20 +78,28 @@ class SearchEngine:
         self._term_hash, self._term_order = a["term_hash_sorted"], a["term_hash_order"]
         self._ids_blob, self._ids_offsets = a["ids_blob"], a["ids_offsets"]
         self._id_hash, self._id_order = a["id_hash_sorted"], a["id_hash_order"]
-        self._items_blob, self._items_offsets = a["items_blob"], a["items_offsets"]
+        self._items_table = None  # catalog as Arrow, memory-mapped on first use of items()
         self.doc_len = a["doc_len"]
         self.num_items = len(self._ids_offsets) - 1
         self.num_terms = len(self._indptr) - 1
         self._term_cache: dict[str, int] = {}
         self._local = threading.local()
+        self.cache_mb = cache_mb
+        self._cache: OrderedDict = OrderedDict()
+        self._cache_bytes = 0
+        self._cache_lock = threading.Lock()
+        self.cache_hits = self.cache_misses = 0
 
     @classmethod
-    def load(cls, index_dir: str | os.PathLike, verify_checksums: bool = True, backend: str = "auto") -> SearchEngine:
+    def load(
+        cls, index_dir: str | os.PathLike, verify_checksums: bool = True, backend: str = "auto", cache_mb: float = 64
+    ) -> SearchEngine:
         """Open an index directory (memory-mapped). Raises ``IndexCorruptError`` for a missing, partial, corrupt
         or version-mismatched index. ``backend``: "numba" (compiled matching), "numpy", or "auto" (numba when
-        installed); both return the same recall sets and rankings."""
+        installed); both return the same recall sets and rankings. ``cache_mb``: LRU cache of recall sets
+        (0 disables it)."""
         manifest, arrays = open_arrays(index_dir, verify_checksums=verify_checksums)
-        return cls(Path(index_dir), manifest, arrays, backend)
+        return cls(Path(index_dir), manifest, arrays, backend, cache_mb)
 
     def __repr__(self) -> str:
         return f"SearchEngine({str(self.index_dir)!r}, items={self.num_items}, terms={self.num_terms})"
@@ -157,8 +166,12 @@ class SearchEngine:
 
     def items(self, item_ids: list[str]) -> list[dict]:
         """Items in catalog schema (item_id, title, category, attributes, brand, description), in the given order."""
-        blob, off = self._items_blob, self._items_offsets
-        return [orjson.loads(blob[off[r] : off[r + 1]].tobytes()) for r in self.item_indices(list(item_ids))]
+        import pyarrow as pa
+
+        rows = self.item_indices(list(item_ids))
+        if self._items_table is None:
+            self._items_table = open_items(self.index_dir)
+        return self._items_table.take(pa.array(rows, type=pa.int64())).to_pylist()
 
     # ------------------------------------------------------------------------------------------- matching
 
@@ -180,7 +193,34 @@ class SearchEngine:
     def match(
         self, query: str, minimum_should_match: str | int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The recall set of ``query``: item rows (int64) and their BM25 scores (float64), unordered."""
+        """The recall set of ``query``: item rows (int64) and their BM25 scores (float64), unordered.
+
+        Results are kept in a small LRU cache (``cache_mb``, default 64): during GRPO the original query is
+        executed for every sampled completion, and expansions recur across completions. Returned arrays are
+        read-only views shared with the cache."""
+        if self.cache_mb <= 0:
+            return self._match(query, minimum_should_match)
+        key = (query, minimum_should_match)
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+                return hit
+        docs, scores = self._match(query, minimum_should_match)
+        docs.flags.writeable = False
+        scores.flags.writeable = False
+        with self._cache_lock:
+            self.cache_misses += 1
+            if key not in self._cache:
+                self._cache[key] = (docs, scores)
+                self._cache_bytes += docs.nbytes + scores.nbytes + 200
+                while self._cache_bytes > self.cache_mb * 1e6 and self._cache:
+                    _, (d, sc) = self._cache.popitem(last=False)
+                    self._cache_bytes -= d.nbytes + sc.nbytes + 200
+        return docs, scores
+
+    def _match(self, query: str, minimum_should_match: str | int | None) -> tuple[np.ndarray, np.ndarray]:
         terms = self.analyzer.analyze(query)
         if not terms:
             return _EMPTY_DOCS, _EMPTY_SCORES
@@ -228,13 +268,20 @@ class SearchEngine:
         keep = hits >= required
         return cand[keep], scores[keep]
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the matching kernel now rather than on the first request."""
+        if self.backend == "numba" and self.num_terms:
+            tids = np.array([0, min(1, self.num_terms - 1)], dtype=np.int64)
+            spans = [(int(self._indptr[t]), int(self._indptr[t + 1]), 1) for t in tids]
+            self._match_compiled(tids, spans, [0, 1], 1, 1)
+
     def _match_compiled(self, found_tids, spans_by_rarity, by_rarity, n_seeds, required):
         term_ids = found_tids[by_rarity]
         weights = np.array([qtf for _, _, qtf in spans_by_rarity], dtype=np.float64)
         bound = sum(hi - lo for lo, hi, _ in spans_by_rarity[:n_seeds])
         out_docs = np.empty(bound, dtype=np.int64)
         out_scores = np.empty(bound, dtype=np.float64)
-        n = kernels.match_postings(
+        n = kernels.compiled("match_postings")(
             self._indptr, self._docs, self._impacts, term_ids, weights, n_seeds, required, out_docs, out_scores
         )
         return out_docs[:n], out_scores[:n]

@@ -14,7 +14,7 @@ open the same index share its pages through the OS page cache instead of each ho
 ``term_hash_sorted.npy`` / ``term_hash_order.npy``   uint64 term hashes, sorted / term id of each (lookup)
 ``ids_blob.npy`` / ``ids_offsets.npy``       UTF-8 item ids / offsets (item index -> id)
 ``id_hash_sorted.npy`` / ``id_hash_order.npy``       item id lookup (id -> item index)
-``items_blob.npy`` / ``items_offsets.npy``   one JSON object per item in the catalog schema (``items()``)
+``items.arrow``               the catalog as an uncompressed Arrow IPC file, memory-mapped by ``items()``
 ``doc_len.npy``               float32 [n_items]: field-weighted document length
 ``catalog.parquet``           copy of the catalog the index was built from
 ============================  ===========================================================================
@@ -34,13 +34,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
-import scipy.sparse as sp
-from tqdm import tqdm
 
 from search_sim.analyzer import Analyzer, AnalyzerConfig
 from search_sim.bm25 import (
@@ -50,11 +46,15 @@ from search_sim.bm25 import (
     validate_minimum_should_match,
 )
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 log = logging.getLogger(__name__)
 
 INDEX_FORMAT = "search_sim.index"
 INDEX_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+ITEMS_FILE = "items.arrow"
 FIELDS = ("title", "attributes", "category")
 ARRAY_NAMES = (
     "postings_indptr",
@@ -70,8 +70,6 @@ ARRAY_NAMES = (
     "ids_offsets",
     "id_hash_sorted",
     "id_hash_order",
-    "items_blob",
-    "items_offsets",
     "doc_len",
 )
 
@@ -151,6 +149,8 @@ def stable_hash64(strings) -> np.ndarray:
 
 def _string_blob(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Concatenated UTF-8 bytes + int64 offsets of a pyarrow string array, without Python-level loops."""
+    import pyarrow as pa
+
     arr = strings.cast(pa.large_string())
     if arr.offset:
         arr = pa.concat_arrays([arr])  # materialise a sliced array so buffers start at row 0
@@ -165,8 +165,8 @@ def _string_blob(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _TermCollector:
-    """Analyses strings into term ids; each distinct string is analysed once (attribute values, brands and
-    categories repeat across thousands of items)."""
+    """Analyses strings into term ids with ``Analyzer.analyze_batch``; each distinct string is analysed once
+    (attribute values, brands and categories repeat across thousands of items)."""
 
     def __init__(self, analyzer: Analyzer):
         self.analyzer = analyzer
@@ -174,21 +174,26 @@ class _TermCollector:
 
     def term_ids(self, strings: pa.Array, desc: str) -> tuple[np.ndarray, np.ndarray]:
         """For each string of ``strings``: its term ids, flattened, and the number of terms of each string."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        from tqdm import tqdm
+
         encoded = (
             pc.dictionary_encode(strings.fill_null("")).combine_chunks()
             if isinstance(strings, pa.ChunkedArray)
             else pc.dictionary_encode(strings.fill_null(""))
         )
-        uniques = encoded.dictionary.to_pylist()
+        dictionary = encoded.dictionary
         vocab = self.vocab
-        flat: list[int] = []
-        lens = np.zeros(len(uniques), dtype=np.int64)
-        for u, text in enumerate(
-            tqdm(uniques, desc=desc, unit="str", mininterval=2, disable=len(uniques) < 200_000)
-        ):
-            terms = self.analyzer.analyze(text)
-            lens[u] = len(terms)
-            flat.extend(vocab.setdefault(t, len(vocab)) for t in terms)
+        flat_parts, len_parts = [], []
+        chunk = 100_000  # bounds the per-token Python strings of analyze_batch
+        for lo in tqdm(range(0, len(dictionary), chunk), desc=desc, unit="chunk", disable=len(dictionary) < 4 * chunk):
+            terms, codes, lens_chunk = self.analyzer.analyze_batch(dictionary[lo : lo + chunk].to_pylist())
+            global_ids = np.array([vocab.setdefault(t, len(vocab)) for t in terms], dtype=np.int32)
+            flat_parts.append(global_ids[codes] if len(codes) else codes)
+            len_parts.append(lens_chunk)
+        flat = np.concatenate(flat_parts) if flat_parts else np.zeros(0, np.int32)
+        lens = np.concatenate(len_parts) if len_parts else np.zeros(0, np.int64)
         flat_u = np.asarray(flat, dtype=np.int32)
         starts_u = np.concatenate([[0], np.cumsum(lens)[:-1]]) if len(lens) else lens
         idx = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -201,6 +206,8 @@ class _TermCollector:
 
 def _field_strings(catalog: pa.Table, field_name: str) -> list[tuple[pa.Array, np.ndarray]]:
     """(strings, item index of each string) pairs making up one indexed field."""
+    import pyarrow.compute as pc
+
     n = catalog.num_rows
     if field_name == "title":
         return [(catalog.column("title").combine_chunks(), np.arange(n, dtype=np.int64))]
@@ -239,6 +246,10 @@ def build_index(
     catalog: str | os.PathLike, out: str | os.PathLike, config: IndexConfig | None = None
 ) -> BuildStats:
     """Index the catalog of dataset directory ``catalog`` into the index directory ``out`` (atomically)."""
+    # build-time dependencies, imported here so that query-only processes stay small
+    import pyarrow as pa
+    import scipy.sparse as sp
+
     config = config or IndexConfig()
     t0 = time.perf_counter()
     table, catalog_path = load_catalog_table(catalog)
@@ -307,7 +318,6 @@ def build_index(
             raise RuntimeError(f"64-bit hash collision among {name}s; please report this catalog")
     term_order = np.argsort(term_hash, kind="stable")
     id_order = np.argsort(id_hash, kind="stable")
-    items_blob, items_offsets = _items_blob(table)
 
     arrays = {
         "postings_indptr": indptr,
@@ -323,8 +333,6 @@ def build_index(
         "ids_offsets": ids_offsets,
         "id_hash_sorted": id_hash[id_order],
         "id_hash_order": id_order.astype(np.int32),
-        "items_blob": items_blob,
-        "items_offsets": items_offsets,
         "doc_len": doc_len.astype(np.float32),
     }
     counts = {"items": n_items, "terms": n_terms, "postings": int(len(docs))}
@@ -334,25 +342,18 @@ def build_index(
     return stats
 
 
-def _items_blob(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """Each item as one orjson object (catalog schema), concatenated, + offsets; serialised in batches."""
-    parts: list[bytes] = []
-    lengths = np.zeros(table.num_rows, dtype=np.int64)
-    i = 0
-    for batch in tqdm(
-        table.to_batches(max_chunksize=50_000),
-        desc="store items",
-        unit="batch",
-        disable=table.num_rows < 200_000,
-    ):
-        for row in batch.to_pylist():
-            blob = orjson.dumps(row)
-            parts.append(blob)
-            lengths[i] = len(blob)
-            i += 1
-    offsets = np.zeros(table.num_rows + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return np.frombuffer(b"".join(parts), dtype=np.uint8), offsets
+def _write_arrow(table: pa.Table, path: Path) -> None:
+    import pyarrow as pa
+
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks(), max_chunksize=1 << 20)
+
+
+def open_items(index_dir: str | os.PathLike) -> pa.Table:
+    """The catalog table of an index, memory-mapped (zero-copy; pages shared between processes)."""
+    import pyarrow as pa
+
+    return pa.ipc.open_file(pa.memory_map(str(Path(index_dir) / ITEMS_FILE), "r")).read_all()
 
 
 def _write_index_dir(
@@ -375,6 +376,7 @@ def _write_index_dir(
         for name, arr in arrays.items():
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
         write_table(catalog_table, tmp / "catalog.parquet")
+        _write_arrow(catalog_table, tmp / ITEMS_FILE)
         for path in sorted(tmp.iterdir()):
             files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
         manifest = {

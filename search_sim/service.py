@@ -141,6 +141,10 @@ class SearchService:
         self.relevance = relevance
         self.metrics = _Metrics()
 
+    def metrics_snapshot(self) -> dict:
+        e = self.engine
+        return {**self.metrics.snapshot(), "cache": {"hits": e.cache_hits, "misses": e.cache_misses, "mb": e.cache_mb}}
+
     def health(self) -> dict:
         e = self.engine
         return {
@@ -228,6 +232,7 @@ def make_handler(service: SearchService, max_concurrency: int):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: each training rank reuses one connection
+        disable_nagle_algorithm = True  # headers and body go out in two writes; avoid the 40 ms delayed-ACK stall
         server_version = "search_sim"
 
         def log_message(self, fmt, *args):  # per-request lines would swamp the training logs
@@ -246,7 +251,7 @@ def make_handler(service: SearchService, max_concurrency: int):
             if self.path == "/health":
                 self._send(200, service.health())
             elif self.path == "/metrics":
-                self._send(200, service.metrics.snapshot())
+                self._send(200, service.metrics_snapshot())
             elif self.path in POST_ROUTES:
                 self._send(405, {"error": f"{self.path} takes POST with a JSON body"})
             else:
@@ -300,6 +305,7 @@ def make_server(
 ) -> tuple[ThreadingHTTPServer, SearchService]:
     """Load the index (and relevance model) and bind the server; ``server.serve_forever()`` runs it."""
     engine = SearchEngine.load(index_dir)
+    engine.warm_up()
     relevance = None
     if relevance_dir is not None:
         from search_sim.relevance import RelevanceModel

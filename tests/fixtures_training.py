@@ -28,5 +28,25 @@ def training_world(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("training_world")
     generate(1500, 400, 11, root / "synth", progress=False)
     build_index(root / "synth", root / "index")
-    train(root / "synth", root / "synth" / "judgments.parquet", root / "index", root / "relevance", progress=False)
+    train(
+        root / "synth",
+        root / "synth" / "judgments.parquet",
+        root / "index",
+        root / "relevance",
+        progress=False,
+    )
     return {"dataset": root / "synth", "index": root / "index", "relevance": root / "relevance"}
+
+
+SMALL_PROFILE_KW = {"sft_queries": 40, "grpo_queries": 60, "eval_queries": 30, "max_context_items": 5}
+
+
+@pytest.fixture(scope="session")
+def small_splits(training_world, tmp_path_factory) -> Path:
+    """`training` splits (rules teacher, a small profile) of ``training_world``: sft.jsonl, ..., stats.json."""
+    from data_prep.training import Profile, build_splits
+
+    out = tmp_path_factory.mktemp("small_splits")
+    w = training_world
+    build_splits(w["dataset"], w["index"], w["relevance"], out, Profile("small", **SMALL_PROFILE_KW))
+    return out

@@ -36,7 +36,13 @@ CATALOG_CASES = [
     ("empty item id", [_item(item_id="")], 1, "item_id", "empty"),
     ("duplicate id", [GOOD_ITEM, _item(title="other")], 2, "item_id", "duplicate"),
     ("category not a list", [_item(category="Computers > mice")], 1, "category", "expected"),
-    ("attribute without name", [_item(attributes=[{"name": "", "value": "x"}])], 1, "attributes", "empty name"),
+    (
+        "attribute without name",
+        [_item(attributes=[{"name": "", "value": "x"}])],
+        1,
+        "attributes",
+        "empty name",
+    ),
     ("bad json", [GOOD_ITEM, b"{not json\n"], 2, None, "invalid JSON"),
     ("bad encoding", [GOOD_ITEM, b'{"item_id": "\xff\xfe"}\n'], 2, None, "not UTF-8"),
 ]
@@ -67,8 +73,14 @@ def test_catalog_defaults_and_attribute_dict_form(tmp_path):
     # brand, description, category, attributes are optional; attributes may be an object
     path = _jsonl(tmp_path / "c.jsonl", [{"item_id": "x", "title": "t", "attributes": {"Color": "red"}}])
     row = formats.load_catalog(path).to_pylist()[0]
-    assert row == {"item_id": "x", "title": "t", "category": [], "attributes": [{"name": "Color", "value": "red"}],
-                   "brand": "", "description": ""}
+    assert row == {
+        "item_id": "x",
+        "title": "t",
+        "category": [],
+        "attributes": [{"name": "Color", "value": "red"}],
+        "brand": "",
+        "description": "",
+    }
 
 
 def test_parquet_missing_column_and_bad_row(tmp_path):
@@ -86,8 +98,18 @@ JUDGMENT_CASES = [
     # (id, row, field, words)
     ("grade above 4", {"query": "q", "item_id": "a1", "grade": 7, "source": "human"}, "grade", "0..4"),
     ("negative grade", {"query": "q", "item_id": "a1", "grade": -1, "source": "human"}, "grade", "0..4"),
-    ("grade as string", {"query": "q", "item_id": "a1", "grade": "3", "source": "human"}, "grade", "expected"),
-    ("unknown item", {"query": "q", "item_id": "zz", "grade": 3, "source": "human"}, "item_id", "not in the catalog"),
+    (
+        "grade as string",
+        {"query": "q", "item_id": "a1", "grade": "3", "source": "human"},
+        "grade",
+        "expected",
+    ),
+    (
+        "unknown item",
+        {"query": "q", "item_id": "zz", "grade": 3, "source": "human"},
+        "item_id",
+        "not in the catalog",
+    ),
     ("empty query", {"query": "", "item_id": "a1", "grade": 3, "source": "human"}, "query", "empty"),
     ("missing source", {"query": "q", "item_id": "a1", "grade": 3}, "source", "missing"),
 ]
@@ -134,7 +156,9 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
 
 def test_dataset_roundtrip_parquet_and_jsonl(tmp_path):
     catalog = pa.Table.from_pylist([GOOD_ITEM], schema=formats.CATALOG_SCHEMA)
-    queries = pa.Table.from_pylist([{"query": "q", "frequency": 3, "intent_id": None}], schema=formats.QUERIES_SCHEMA)
+    queries = pa.Table.from_pylist(
+        [{"query": "q", "frequency": 3, "intent_id": None}], schema=formats.QUERIES_SCHEMA
+    )
     judgments = pa.Table.from_pylist(
         [{"query": "q", "item_id": "a1", "grade": 4, "source": "human"}], schema=formats.JUDGMENTS_SCHEMA
     )

@@ -12,9 +12,16 @@ from data_prep import formats, synth
 # A two-category world for hand-made oracle cases: mice (Style, Connectivity, Color) and keyboards.
 TAXONOMY = {
     "categories": [
-        {"name": "mice", "slots": ["Style", "Connectivity", "Color"],
-         "values": [["vertical", "standard"], ["wireless", "wired"], ["black", "white"]]},
-        {"name": "keyboards", "slots": ["Style", "Color"], "values": [["ergonomic", "standard"], ["black", "white"]]},
+        {
+            "name": "mice",
+            "slots": ["Style", "Connectivity", "Color"],
+            "values": [["vertical", "standard"], ["wireless", "wired"], ["black", "white"]],
+        },
+        {
+            "name": "keyboards",
+            "slots": ["Style", "Color"],
+            "values": [["ergonomic", "standard"], ["black", "white"]],
+        },
         {"name": "books", "slots": ["Genre"], "values": [["fantasy", "mystery"]]},
     ]
 }
@@ -28,17 +35,49 @@ ITEMS = [
     (2, 4, [0, -1, -1]),  # b0: fantasy book (unrelated)
 ]
 INTENTS = {
-    "broad-1": {"level": "broad", "categories": {"mice": 4}, "related": ["keyboards"],
-                "constraints": {"mice": {"Style": ["vertical"], "Connectivity": ["wireless"]}}, "products": []},
-    "broad-0": {"level": "broad", "categories": {"mice": 4}, "related": [], "constraints": {}, "products": []},
-    "spec-2": {"level": "specific", "categories": {"mice": 2}, "related": ["keyboards"],
-               "constraints": {"mice": {"Color": ["white"]}}, "products": [0]},
-    "iden-3": {"level": "identifier", "categories": {"mice": 2}, "related": [], "constraints": {}, "products": [0]},
-    "prob-4": {"level": "problem", "categories": {"mice": 4, "keyboards": 3}, "related": [],
-               "constraints": {"mice": {"Style": ["vertical"]}}, "products": []},
+    "broad-1": {
+        "level": "broad",
+        "categories": {"mice": 4},
+        "related": ["keyboards"],
+        "constraints": {"mice": {"Style": ["vertical"], "Connectivity": ["wireless"]}},
+        "products": [],
+    },
+    "broad-0": {
+        "level": "broad",
+        "categories": {"mice": 4},
+        "related": [],
+        "constraints": {},
+        "products": [],
+    },
+    "spec-2": {
+        "level": "specific",
+        "categories": {"mice": 2},
+        "related": ["keyboards"],
+        "constraints": {"mice": {"Color": ["white"]}},
+        "products": [0],
+    },
+    "iden-3": {
+        "level": "identifier",
+        "categories": {"mice": 2},
+        "related": [],
+        "constraints": {},
+        "products": [0],
+    },
+    "prob-4": {
+        "level": "problem",
+        "categories": {"mice": 4, "keyboards": 3},
+        "related": [],
+        "constraints": {"mice": {"Style": ["vertical"]}},
+        "products": [],
+    },
 }
-QUERIES = {"ergonomic mouse": "broad-1", "mouse": "broad-0", "white logitech mx mouse": "spec-2", "mx-910": "iden-3",
-           "wrist pain": "prob-4"}
+QUERIES = {
+    "ergonomic mouse": "broad-1",
+    "mouse": "broad-0",
+    "white logitech mx mouse": "spec-2",
+    "mx-910": "iden-3",
+    "wrist pain": "prob-4",
+}
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +135,11 @@ def test_identifier_variants(identifier, variant):
 
 
 def _hashes(root):
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path):
@@ -105,8 +147,15 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     synth.generate(1500, 150, seed=3, out=tmp_path / "b", progress=False)
     synth.generate(1500, 150, seed=4, out=tmp_path / "c", progress=False)
     a, b, c = _hashes(tmp_path / "a"), _hashes(tmp_path / "b"), _hashes(tmp_path / "c")
-    assert set(a) >= {"catalog.parquet", "queries.parquet", "judgments.parquet", "manifest.json",
-                      "truth/taxonomy.json", "truth/intents.jsonl", "truth/item_attrs.npy"}
+    assert set(a) >= {
+        "catalog.parquet",
+        "queries.parquet",
+        "judgments.parquet",
+        "manifest.json",
+        "truth/taxonomy.json",
+        "truth/intents.jsonl",
+        "truth/item_attrs.npy",
+    }
     assert a == b
     assert a["catalog.parquet"] != c["catalog.parquet"]
 
@@ -138,7 +187,10 @@ def test_every_level_present_with_zipf_frequencies(small_synth_dir):
 def test_vocabulary_mismatch_for_broad_problem_colloquial(small_synth_dir):
     """Most truly relevant items of broad/problem/colloquial queries do not contain all the query's words."""
     oracle = synth.Oracle.load(small_synth_dir)
-    titles = [set(synth.tokenize(t)) for t in pq.read_table(small_synth_dir / "catalog.parquet").column("title").to_pylist()]
+    titles = [
+        set(synth.tokenize(t))
+        for t in pq.read_table(small_synth_dir / "catalog.parquet").column("title").to_pylist()
+    ]
     contains_all = {lv: [] for lv in synth.LEVELS}
     for query in oracle.query_to_intent:
         rel = np.flatnonzero(oracle.grade_all(query) >= 3)

@@ -62,3 +62,14 @@ def test_config_round_trip():
     assert AnalyzerConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown analyzer config"):
         AnalyzerConfig.from_dict({"stemmer": "", "lowercase": True})
+
+
+def test_analyze_batch_equals_analyze_text_by_text():
+    texts = [text for text, _ in CASES] + ["", "a\x1eb WD-19TB", "ΣΟΦΟΣ Σ", "İstanbul 2,5 kg", "x" * 3]
+    for analyzer in (DEFAULT, NO_STEM, Analyzer(AnalyzerConfig(split_identifiers=False, min_token_chars=2))):
+        terms, codes, lengths = analyzer.analyze_batch(texts)
+        assert terms == sorted(set(terms))
+        flat = [terms[c] for c in codes]
+        expected = [analyzer.analyze(t.replace("\x1e", " ")) for t in texts]
+        assert lengths.tolist() == [len(e) for e in expected]
+        assert flat == [t for e in expected for t in e]

@@ -22,8 +22,8 @@ QUERIES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def parity(tmp_path_factory):
+@pytest.fixture(scope="module", params=["numba", "numpy"])
+def parity(tmp_path_factory, request):
     config = IndexConfig(
         field_weights={"title": 1.0, "attributes": 0.0, "category": 0.0},
         k1=1.5,
@@ -34,7 +34,7 @@ def parity(tmp_path_factory):
     )
     out = tmp_path_factory.mktemp("parity") / "index"
     build_index(ENGINE_CATALOG_DIR, out, config)
-    engine = SearchEngine.load(out)
+    engine = SearchEngine.load(out, backend=request.param)
     items = [orjson.loads(line) for line in (ENGINE_CATALOG_DIR / "catalog.jsonl").read_bytes().splitlines()]
     corpus = [engine.analyzer.analyze(item["title"]) for item in items]
     return engine, BM25Okapi(corpus, k1=1.5, b=0.75, epsilon=0.25), corpus, [i["item_id"] for i in items]

@@ -80,9 +80,9 @@ QUERIES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def engine(engine_catalog_index):
-    return SearchEngine.load(engine_catalog_index)
+@pytest.fixture(scope="module", params=["numba", "numpy"])
+def engine(engine_catalog_index, request):
+    return SearchEngine.load(engine_catalog_index, backend=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +178,14 @@ def test_items_and_vocabulary(engine):
     assert not engine.vocabulary_contains("zebra dock")
     assert not engine.vocabulary_contains("the")
     assert engine.document_frequency("mouse zebra") == {"mous": 6, "zebra": 0}
+
+
+def test_result_cache_gives_the_same_answers(engine_catalog_index):
+    cached = SearchEngine.load(engine_catalog_index, cache_mb=1)
+    uncached = SearchEngine.load(engine_catalog_index, cache_mb=0)
+    for _ in range(2):
+        for q in QUERIES:
+            a, b = cached.search(q, k=5), uncached.search(q, k=5)
+            assert a.item_ids == b.item_ids and a.recall_size == b.recall_size
+    assert cached.cache_hits == len(QUERIES) and cached.cache_misses == len(QUERIES)
+    assert cached.recall_size(QUERIES) == uncached.recall_size(QUERIES)

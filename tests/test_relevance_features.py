@@ -23,7 +23,12 @@ CATALOG = {
         "Logitech MX Vertical Wireless Mouse",
         "Cotton Crew T-Shirt 2XL",
     ],
-    "category": [["Electronics", "Storage"], ["Electronics", "Storage"], ["Electronics", "Mice"], ["Clothing", "Shirts"]],
+    "category": [
+        ["Electronics", "Storage"],
+        ["Electronics", "Storage"],
+        ["Electronics", "Mice"],
+        ["Clothing", "Shirts"],
+    ],
     "attributes": [
         [{"name": "capacity", "value": "2TB"}, {"name": "model", "value": "WDBU6Y0020BBK"}],
         [{"name": "capacity", "value": "1 TB"}],
@@ -52,17 +57,33 @@ CASES = [
     # all four query terms ("2", "tb", "hard", "drive") are in the title
     ("2tb hard drive", "wd2", {"cover_title": 1.0, "cover_all": 1.0}),
     # the capacity asked for is stated: a match, no conflict
-    ("2tb hard drive", "wd2", {"numeric_query_count": 1.0, "numeric_match_share": 1.0, "numeric_conflict_share": 0.0}),
+    (
+        "2tb hard drive",
+        "wd2",
+        {"numeric_query_count": 1.0, "numeric_match_share": 1.0, "numeric_conflict_share": 0.0},
+    ),
     # "1 TB" states the same dimension with another value: a conflict
-    ("2tb hard drive", "sg1", {"numeric_match_share": 0.0, "numeric_conflict_share": 1.0, "cover_title": 0.75}),
+    (
+        "2tb hard drive",
+        "sg1",
+        {"numeric_match_share": 0.0, "numeric_conflict_share": 1.0, "cover_title": 0.75},
+    ),
     # the attribute value "2TB" is a contiguous part of the query ("2 tb" = 2 of 4 terms)
     ("2tb hard drive", "wd2", {"attr_value_match_count": 1.0, "attr_value_cover": 0.5}),
     # a mouse shares no term with a drive query
     ("2tb hard drive", "mouse", {"bm25_all": 0.0, "cover_all": 0.0, "numeric_conflict_share": 0.0}),
     # brand named in the query and it is this item's brand
-    ("logitech wireless mouse", "mouse", {"brand_in_query": 1.0, "query_mentions_brand": 1.0, "brand_conflict": 0.0}),
+    (
+        "logitech wireless mouse",
+        "mouse",
+        {"brand_in_query": 1.0, "query_mentions_brand": 1.0, "brand_conflict": 0.0},
+    ),
     # query names a brand the item does not have
-    ("seagate portable drive", "wd2", {"brand_in_query": 0.0, "query_mentions_brand": 1.0, "brand_conflict": 1.0}),
+    (
+        "seagate portable drive",
+        "wd2",
+        {"brand_in_query": 0.0, "query_mentions_brand": 1.0, "brand_conflict": 1.0},
+    ),
     # exact phrase: both bigrams of "vertical wireless mouse" are in the title in order
     ("vertical wireless mouse", "mouse", {"title_bigram_share": 1.0, "title_phrase_match": 1.0}),
     # reversed word order: no bigram matches, although every term does
@@ -76,6 +97,9 @@ CASES = [
     ("storage for photos", "sg1", {"category_phrase_in_query": 1.0, "cover_category": 0.5}),
     # lengths: analysed title terms and attribute count
     ("drive", "sg1", {"title_terms": 6.0, "attribute_count": 1.0, "query_terms": 1.0}),
+    # "seagate" (rarest term, in 1 of 4 items) is missing from the WD drive; "drive" is there
+    ("seagate drive", "wd2", {"max_idf_missing_all": math.log(1 + 3.5 / 1.5)}),
+    ("seagate drive", "sg1", {"max_idf_missing_all": 0.0}),
     # description only counts in its own field: "usb" is not in title, attributes, category or brand
     ("usb", "sg1", {"cover_description": 1.0, "cover_all": 0.0}),
 ]

@@ -53,7 +53,7 @@ def test_trained_model_beats_bm25_and_reports(small_relevance_dir):
     metrics = json.loads((small_relevance_dir / "metrics.json").read_text())
     test = metrics["test"]
     assert test["ndcg@10_model"] > test["ndcg@10_bm25"]
-    assert test["ndcg@10_oracle"] == pytest.approx(1.0)  # synthetic judgments are the oracle's grades
+    assert test["ndcg@10_oracle"] >= test["ndcg@10_model"]  # the oracle knows the truth behind the grades
     assert test["rmse_grade"] < test["rmse_grade_constant_mean"]
     assert (small_relevance_dir / "report.md").read_text().startswith("# Relevance model")
 
@@ -116,7 +116,9 @@ def _write_judgments(path, rows):
     )
 
 
-def test_incremental_update_changes_model_and_keeps_schema(small_relevance_dir, small_synth_dir, small_index, tmp_path):
+def test_incremental_update_changes_model_and_keeps_schema(
+    small_relevance_dir, small_synth_dir, small_index, tmp_path
+):
     # "new judgments": the pairs of a disjoint half of the queries, regraded one level down where possible
     table = pq.read_table(small_synth_dir / "judgments.parquet").to_pydict()
     queries = sorted(set(table["query"]))[::2]
@@ -148,6 +150,18 @@ def test_training_is_deterministic(small_synth_dir, small_index, small_relevance
     out = tmp_path / "again"
     train(small_synth_dir, small_synth_dir / "judgments.parquet", small_index, out, progress=False)
     assert (out / "model.txt").read_bytes() == (small_relevance_dir / "model.txt").read_bytes()
+
+
+def test_index_of_another_catalog_is_refused(small_synth_dir, tmp_path):
+    from search_sim.index import build_index
+
+    other = tmp_path / "other"
+    shutil.copytree(small_synth_dir, other)
+    table = pq.read_table(other / "catalog.parquet")
+    pq.write_table(table.slice(0, table.num_rows - 1), other / "catalog.parquet")  # one listing fewer
+    build_index(other, tmp_path / "other_index")
+    with pytest.raises(SchemaMismatchError, match="built from another catalog"):
+        train(small_synth_dir, small_synth_dir / "judgments.parquet", tmp_path / "other_index", tmp_path / "m")
 
 
 def test_grade_out_of_range_names_the_line(small_synth_dir, small_index, tmp_path):

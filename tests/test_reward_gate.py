@@ -200,3 +200,17 @@ def test_gate_never_raises_on_structured_answers(items, think, query):
     if result.valid:
         assert len(result.expansions) == len(items) <= RULES.max_expansions
         assert all(isinstance(e, str) and e for e in result.expansions)
+
+
+def test_prompt_builder_format_passes_the_gate():
+    from data_prep.prompts import format_completion
+
+    text = format_completion(
+        "the shopper wants a wrist-friendly mouse", ["wireless vertical mouse", "café mouse"]
+    )
+    assert check_completion(text, QUERY, RULES, vocabulary=VOCAB) == (
+        True,
+        "ok",
+        ["wireless vertical mouse", "café mouse"],
+    )
+    assert check_completion(format_completion("specific already", []), QUERY, RULES).valid

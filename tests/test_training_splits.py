@@ -1,13 +1,13 @@
 """Split assignment (disjoint, held-out intents) and the full `training` pipeline on a tiny marketplace."""
 
 import json
-from dataclasses import replace
 
 import pytest
 
 from data_prep.training import PROFILES, Profile, build_splits, split_queries
+from tests.fixtures_training import SMALL_PROFILE_KW
 
-SMALL = Profile("small", sft_queries=40, grpo_queries=60, eval_queries=30, max_context_items=5)
+SMALL = Profile("small", **SMALL_PROFILE_KW)
 
 
 def _log(n_queries: int, n_intents: int | None):
@@ -30,7 +30,9 @@ def test_splits_are_disjoint_and_hold_out_intents(n_queries, n_intents, profile)
     splits, held_out, shortfalls = split_queries(queries, intents, profile, seed=3)
     sets = {name: set(rows) for name, rows in splits.items()}
     assert all(len(sets[name]) == len(splits[name]) for name in splits)  # no duplicates inside a split
-    assert not sets["eval"] & sets["sft"] and not sets["eval"] & sets["grpo"] and not sets["sft"] & sets["grpo"]
+    assert (
+        not sets["eval"] & sets["sft"] and not sets["eval"] & sets["grpo"] and not sets["sft"] & sets["grpo"]
+    )
     assert len(splits["eval"]) <= max(1, int(n_queries * profile.eval_share_cap))
     intent_of = dict(zip(queries, intents, strict=True))
     train_intents = {intent_of[q] for q in sets["sft"] | sets["grpo"]}
@@ -49,16 +51,16 @@ def test_split_is_deterministic_per_seed():
 
 
 @pytest.mark.slow
-def test_training_pipeline_writes_swift_rows_and_resumes(training_world, tmp_path):
-    out = tmp_path / "splits"
-    args = (training_world["dataset"], training_world["index"], training_world["relevance"], out, SMALL)
-    stats = build_splits(*args)
-    rows = {name: [json.loads(line) for line in (out / name).open()] for name in ("sft.jsonl", "sft_llm.jsonl",
-                                                                                    "grpo.jsonl", "eval.jsonl")}
+def test_training_pipeline_writes_swift_rows_and_resumes(training_world, small_splits):
+    out = small_splits
+    stats = json.loads((out / "stats.json").read_text())
+    names = ("sft.jsonl", "sft_llm.jsonl", "grpo.jsonl", "eval.jsonl")
+    rows = {name: [json.loads(line) for line in (out / name).open()] for name in names}
     assert stats["rows"] == {name: len(r) for name, r in rows.items()}
     stages = list(stats["rejection_sampling_stages"].values())
     assert stages == sorted(stages, reverse=True) and stages[0] == SMALL.sft_queries  # each stage keeps fewer
     assert stats["teacher_gate_pass_rate"] >= 0.95
+    assert stats["teacher_mean_reward"] > stats["no_expansion_mean_reward"]
     for row in rows["sft.jsonl"]:
         assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
         assert f'Query: "{row["query"]}"' in row["messages"][1]["content"]
@@ -69,9 +71,10 @@ def test_training_pipeline_writes_swift_rows_and_resumes(training_world, tmp_pat
     assert not queries["eval.jsonl"] & (queries["sft.jsonl"] | queries["grpo.jsonl"])
     assert not queries["sft.jsonl"] & queries["grpo.jsonl"]
     # Resume: the work file holds every candidate, so a second run asks the teacher nothing and writes the same.
+    args = (training_world["dataset"], training_world["index"], training_world["relevance"], out, SMALL)
     before = (out / "sft.jsonl").read_bytes()
     assert build_splits(*args)["rows"] == stats["rows"]
     assert (out / "sft.jsonl").read_bytes() == before
-    # A stricter threshold keeps fewer SFT-LLM rows from the same scored candidates.
-    strict = build_splits(*args[:4], replace(SMALL), reward_threshold=1e9)
-    assert strict["rows"]["sft_llm.jsonl"] == 0
+    # A stricter threshold keeps no SFT-LLM row from the same scored candidates.
+    assert build_splits(*args, reward_threshold=1e9)["rows"]["sft_llm.jsonl"] == 0
+    build_splits(*args)  # leave the fixture as it was for other tests

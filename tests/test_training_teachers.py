@@ -21,10 +21,16 @@ def _item(title, brand, category, **attributes):
 
 BROAD_ITEMS = [
     _item("Trail Running Shoes", "Salomon", "running shoes", color="black", terrain="trail", gender="men"),
-    _item("Road Running Shoe Pegasus", "Nike", "running shoes", color="white", terrain="road", gender="women"),
+    _item(
+        "Road Running Shoe Pegasus", "Nike", "running shoes", color="white", terrain="road", gender="women"
+    ),
     _item("Cushioned Running Sneakers", "Asics", "running shoes", color="blue", terrain="road", gender="men"),
-    _item("Waterproof Trail Runner", "Salomon", "running shoes", color="grey", terrain="trail", gender="women"),
-    _item("Lightweight Running Shoes", "Adidas", "running shoes", color="black", terrain="track", gender="men"),
+    _item(
+        "Waterproof Trail Runner", "Salomon", "running shoes", color="grey", terrain="trail", gender="women"
+    ),
+    _item(
+        "Lightweight Running Shoes", "Adidas", "running shoes", color="black", terrain="track", gender="men"
+    ),
 ]
 SPECIFIC_ITEMS = [
     _item("Nike Pegasus 40 Black", "Nike", "running shoes", color="black", model="pegasus 40", size="10"),
@@ -138,7 +144,9 @@ def test_openai_teacher_retries_caches_and_resumes(chat_server, tmp_path, monkey
     assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * len(FEW_SHOT) + ["user"]
     assert _ChatServer.requests[-1]["model"] == "tiny-teacher"
     # Resume: a new teacher with the same cache makes no request.
-    again = OpenAITeacher.from_env(cache, backoff_s=0.01).complete_many(queries, [BROAD_ITEMS, [], UNIFORM_ITEMS])
+    again = OpenAITeacher.from_env(cache, backoff_s=0.01).complete_many(
+        queries, [BROAD_ITEMS, [], UNIFORM_ITEMS]
+    )
     assert again == out and len(_ChatServer.requests) == 6
     # The key is never written to the cache, the log or the repr.
     assert _ChatServer.key not in cache.read_text()
@@ -154,5 +162,7 @@ def test_openai_teacher_bad_key_is_an_error_without_the_key(chat_server, tmp_pat
 
 def test_openai_teacher_gives_up_after_retries(tmp_path):
     # Nothing listens on this port: every attempt fails, the query is reported as None (the caller counts it).
-    teacher = OpenAITeacher("http://127.0.0.1:9/v1", "m", None, tmp_path / "c.jsonl", max_retries=1, backoff_s=0.01)
+    teacher = OpenAITeacher(
+        "http://127.0.0.1:9/v1", "m", None, tmp_path / "c.jsonl", max_retries=1, backoff_s=0.01
+    )
     assert teacher.complete_many(["running shoes"], [BROAD_ITEMS]) == [None]

@@ -18,9 +18,7 @@ from leser.evaluation.systems import (
     EvalQuery,
     ModelSystem,
     NoExpansion,
-    catalog_term_statistics,
     few_shot_examples,
-    item_text,
 )
 
 logger = logging.getLogger("leser.evaluation")
@@ -99,14 +97,13 @@ def build_system(spec: str, res: Resources):
     if kind == "none":
         return NoExpansion()
     if kind == "rm3":
-        texts = [item_text(item) for item in res.dataset.catalog.select(["title", "brand", "attributes"]).to_pylist()]
-        return RM3(res.engine, catalog_term_statistics(texts, res.engine.analyzer))
+        return RM3(res.engine)
     if kind == "ebqe":
         return EBQE(res.dataset.queries.column("query").to_pylist(), res.engine.analyzer)
     if kind == "rules":
         from leser.evaluation.teacher_system import RulesSystem
 
-        return RulesSystem(res.engine, res.gate)
+        return RulesSystem(res.engine, res.gate, res.dataset.catalog)
     if kind in ("fewshot", "sft", "leser"):
         if not arg:
             raise ValueError(f"system {spec!r}: give a model folder, e.g. {kind}:models/smollm2-135m-instruct")
@@ -121,7 +118,7 @@ def build_system(spec: str, res: Resources):
     if kind == "openai":
         from leser.evaluation.teacher_system import OpenAISystem
 
-        return OpenAISystem(res.gate, res.prompt_for, res.sampling())
+        return OpenAISystem(res.engine, res.gate, res.args.out, res.args.temperature)
     raise ValueError(f"unknown system {spec!r}; {SYSTEMS_HELP}")
 
 

@@ -66,21 +66,12 @@ def item_text(item: dict) -> str:
     return f"{item['title']} {item.get('brand') or ''} {values}"
 
 
-class TermStatistics(NamedTuple):
-    doc_freq: dict[str, int]
-    n_docs: int
-
-
-def catalog_term_statistics(catalog_texts: list[str], analyzer) -> TermStatistics:
-    """Document frequency of every analyzed term over the catalog texts (same analyzer as the index)."""
-    doc_freq: Counter[str] = Counter()
-    for text in catalog_texts:
-        doc_freq.update(set(analyzer.analyze(text)))
-    return TermStatistics(dict(doc_freq), len(catalog_texts))
-
-
 def rm3_term_weights(
-    feedback_terms: list[list[str]], doc_scores: np.ndarray, query_terms: set[str], stats: TermStatistics,
+    feedback_terms: list[list[str]],
+    doc_scores: np.ndarray,
+    query_terms: set[str],
+    doc_freq: dict[str, int],
+    n_docs: int,
     max_doc_freq_ratio: float = 0.2,
 ) -> list[tuple[str, float]]:
     """RM3's relevance model over the feedback documents (Lavrenko & Croft 2001; Abdul-Jaleel et al. 2004).
@@ -88,7 +79,8 @@ def rm3_term_weights(
     P(w | R) = sum_{d in F} P(w | d) * P(d | q), with P(w | d) = tf(w, d) / |d| and P(d | q) = s_d / sum_F s
     (retrieval scores of the top-|F| documents normalised to sum to 1). Query terms are left out (the expansion
     string keeps q whole), and so are terms in more than `max_doc_freq_ratio` of the catalog, which carry no
-    intent ("new", "pack"). Returns (term, weight) sorted by weight descending; weights sum to <= 1.
+    intent ("new", "pack"), and single characters and bare numbers. `doc_freq` maps each feedback term to its
+    index document frequency (engine.term_df), `n_docs` is the catalog size. Returns (term, weight) sorted by weight descending; weights sum to <= 1.
     """
     total = float(np.sum(doc_scores))
     if total <= 0:
@@ -100,11 +92,11 @@ def rm3_term_weights(
         p_doc = float(score) / total
         for term, tf in Counter(terms).items():
             weights[term] += tf / len(terms) * p_doc
-    max_df = max_doc_freq_ratio * stats.n_docs
+    max_df = max_doc_freq_ratio * n_docs
     kept = [
         (t, w)
         for t, w in weights.items()
-        if t not in query_terms and stats.doc_freq.get(t, 0) <= max_df and len(t) > 1 and not t.isdigit()
+        if t not in query_terms and doc_freq[t] <= max_df and len(t) > 1 and not t.replace(".", "").isdigit()
     ]
     return sorted(kept, key=lambda tw: (-tw[1], tw[0]))
 
@@ -119,8 +111,8 @@ class RM3:
 
     stochastic = False
 
-    def __init__(self, engine, stats: TermStatistics, fb_docs: int = 10, fb_terms: int = 3):
-        self.engine, self.stats, self.fb_docs, self.fb_terms = engine, stats, fb_docs, fb_terms
+    def __init__(self, engine, fb_docs: int = 10, fb_terms: int = 3):
+        self.engine, self.fb_docs, self.fb_terms = engine, fb_docs, fb_terms
         self.name, self.backbone = "rm3", f"BM25 index (RM3, {fb_docs} docs, {fb_terms} terms)"
 
     def expand_one(self, query: str, result) -> list[str]:
@@ -137,7 +129,12 @@ class RM3:
                     surface[term][token] += 1
                     terms.append(term)
             feedback_terms.append(terms)
-        weights = rm3_term_weights(feedback_terms, np.asarray(result.scores), set(analyzer.analyze(query)), self.stats)
+        terms = list(surface)
+        ids = self.engine.term_ids(terms)  # analyzed terms straight to index ids: no second analysis pass
+        doc_freq = {t: int(self.engine.term_df[i]) if i >= 0 else 0 for t, i in zip(terms, ids, strict=True)}
+        weights = rm3_term_weights(
+            feedback_terms, np.asarray(result.scores), set(analyzer.analyze(query)), doc_freq, self.engine.num_items
+        )
         return [f"{query} {surface[t].most_common(1)[0][0]}" for t, _ in weights[: self.fb_terms]]
 
     def expand(self, queries: list[EvalQuery], run: int) -> SystemOutput:

@@ -18,16 +18,30 @@ def _fill(parser: argparse.ArgumentParser) -> None:
         description="LightGBM pointwise L2 regression on grade/4, split by query (train/valid/test), early "
         "stopping on valid, quality report (NDCG@10 of BM25 vs model [vs oracle]) on test.",
     )
-    train.add_argument("--catalog", required=True, help="dataset directory (manifest.json, catalog.parquet, ...)")
+    train.add_argument(
+        "--catalog", required=True, help="dataset directory (manifest.json, catalog.parquet, ...)"
+    )
     train.add_argument("--judgments", required=True, help="judgments file (.parquet or .jsonl), grades 0-4")
     train.add_argument("--index", required=True, help="index directory built from the same catalog")
     train.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
-    train.add_argument("--init-model", default=None, help="continue the trees of this model on the new judgments")
+    train.add_argument(
+        "--init-model", default=None, help="continue the trees of this model on the new judgments"
+    )
     train.add_argument("--embeddings", action="store_true", help="add the MiniLM query/item cosine feature")
     train.add_argument("--seed", type=int, default=7)
-    train.add_argument("--threads", type=int, default=1, help="LightGBM threads (1 = deterministic and light)")
+    train.add_argument(
+        "--cv-folds",
+        type=int,
+        default=0,
+        help="also report K-fold cross-validated NDCG over all judged queries",
+    )
+    train.add_argument(
+        "--threads", type=int, default=1, help="LightGBM threads (1 = deterministic and light)"
+    )
     defaults = TrainConfig()
-    train.add_argument("--max-rounds", type=int, default=defaults.max_rounds, help="most boosting rounds (trees)")
+    train.add_argument(
+        "--max-rounds", type=int, default=defaults.max_rounds, help="most boosting rounds (trees)"
+    )
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     train.add_argument("--num-leaves", type=int, default=defaults.num_leaves)
     train.set_defaults(func=_train)
@@ -50,6 +64,7 @@ def _train(args: argparse.Namespace) -> None:
         args.out,
         init_model=args.init_model,
         embeddings=args.embeddings,
+        cv_folds=args.cv_folds,
         config=TrainConfig(
             seed=args.seed,
             num_threads=args.threads,

@@ -34,6 +34,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"bm25_{f}" for f in TERM_FIELDS),
     *(f"cover_{f}" for f in TERM_FIELDS),
     "idf_cover_all",
+    "max_idf_missing_all",
     "title_bigram_share",
     "title_phrase_match",
     "ident_query_count",
@@ -160,7 +161,9 @@ def _identifier_candidates(text: str) -> tuple[list[str], list[str]]:
     joins = [
         a + b
         for a, b in zip(tokens, tokens[1:], strict=False)
-        if not (_is_mixed(a) and _is_mixed(b)) and not _QUANTITY_RE.fullmatch(a) and not _QUANTITY_RE.fullmatch(b)
+        if not (_is_mixed(a) and _is_mixed(b))
+        and not _QUANTITY_RE.fullmatch(a)
+        and not _QUANTITY_RE.fullmatch(b)
     ]
 
     def keep(c: str) -> bool:
@@ -180,9 +183,7 @@ def hash40(text: str) -> int:
 
 def ngrams(terms: Sequence[str], max_n: int) -> list[tuple[str, int]]:
     """All contiguous n-grams (n = 1..max_n) as (space-joined text, n)."""
-    return [
-        (" ".join(terms[i : i + n]), n) for n in range(1, max_n + 1) for i in range(len(terms) - n + 1)
-    ]
+    return [(" ".join(terms[i : i + n]), n) for n in range(1, max_n + 1) for i in range(len(terms) - n + 1)]
 
 
 # ---------------------------------------------------------------------------------------------- catalog side
@@ -212,7 +213,9 @@ class CatalogFeatures:
         # query-side filters: a query key absent from the whole catalog cannot match any item, so it is dropped
         # once per query instead of being looked up once per pair
         self.vocab_index = {term: tid for tid, term in enumerate(self.vocab.tolist())}
-        self.set_value_sets = {name: frozenset((keys & _HASH_MASK).tolist()) for name, keys in self.set_keys.items()}
+        self.set_value_sets = {
+            name: frozenset((keys & _HASH_MASK).tolist()) for name, keys in self.set_keys.items()
+        }
         n_vocab = max(len(self.vocab), 1)
         self.field_has_term = {}
         for field, keys in self.term_keys.items():
@@ -236,7 +239,8 @@ class CatalogFeatures:
         term_ids: dict[str, list[int]] = {f: [] for f in TERM_FIELDS}
         field_len = {f: np.zeros(n_items, dtype=np.float32) for f in TERM_FIELDS}
         set_rows: dict[str, list[int]] = {
-            k: [] for k in ("title_bigram", "ident", "quantity", "quantity_dim", "attr_value", "brand", "category")
+            k: []
+            for k in ("title_bigram", "ident", "quantity", "quantity_dim", "attr_value", "brand", "category")
         }
         set_values: dict[str, list[int]] = {k: [] for k in set_rows}
         attribute_count = np.zeros(n_items, dtype=np.float32)
@@ -295,7 +299,9 @@ class CatalogFeatures:
         n_vocab = max(len(vocab), 1)
         term_keys, term_tf, idf = {}, {}, {}
         for field in TERM_FIELDS:
-            keys = np.asarray(term_rows[field], dtype=np.int64) * n_vocab + np.asarray(term_ids[field], np.int64)
+            keys = np.asarray(term_rows[field], dtype=np.int64) * n_vocab + np.asarray(
+                term_ids[field], np.int64
+            )
             unique_keys, tf = np.unique(keys, return_counts=True)
             term_keys[field] = unique_keys
             term_tf[field] = tf.astype(np.float32)
@@ -472,6 +478,11 @@ def featurise(
         if field == "all":
             matched_idf = np.bincount(entry_pair, idf * found, minlength=n_pairs)
             out[:, col["idf_cover_all"]] = matched_idf / np.maximum(query_idf_total, 1e-6)
+            # the rarest catalog term of the query that this item lacks (missing a brand or model name hurts most)
+            if len(entry_pair):  # entries are grouped by pair (ascending), so a segmented max does it
+                starts = np.flatnonzero(np.r_[True, entry_pair[1:] != entry_pair[:-1]])
+                missing = np.maximum.reduceat(np.where(found, 0.0, idf), starts)
+                out[entry_pair[starts], col["max_idf_missing_all"]] = missing
 
     def set_hits(name: str, per_query: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         e_pair, e_hash = _ragged(per_query, pair_query)
@@ -495,10 +506,14 @@ def featurise(
     _, dim_found = set_hits("quantity_dim", [p.quantity_dims for p in parsed])
     safe_qty = np.maximum(n_qty, 1.0)
     out[:, col["numeric_query_count"]] = n_qty
-    out[:, col["numeric_match_share"]] = np.bincount(e_pair, value_found.astype(np.float64), minlength=n_pairs) / safe_qty
+    out[:, col["numeric_match_share"]] = (
+        np.bincount(e_pair, value_found.astype(np.float64), minlength=n_pairs) / safe_qty
+    )
     # the item states the same dimension (capacity, size, ...) but never the value the query asks for
     conflict = dim_found & ~value_found
-    out[:, col["numeric_conflict_share"]] = np.bincount(e_pair, conflict.astype(np.float64), minlength=n_pairs) / safe_qty
+    out[:, col["numeric_conflict_share"]] = (
+        np.bincount(e_pair, conflict.astype(np.float64), minlength=n_pairs) / safe_qty
+    )
 
     e_pair, found = set_hits("attr_value", [p.attr_ngrams for p in parsed])
     _, e_len = _ragged([p.attr_ngram_len for p in parsed], pair_query)
@@ -514,7 +529,9 @@ def featurise(
     out[:, col["brand_conflict"]] = mentions & ~brand_in_query
 
     e_pair, found = set_hits("category", [p.category_ngrams for p in parsed])
-    out[:, col["category_phrase_in_query"]] = np.bincount(e_pair, found.astype(np.float64), minlength=n_pairs) > 0
+    out[:, col["category_phrase_in_query"]] = (
+        np.bincount(e_pair, found.astype(np.float64), minlength=n_pairs) > 0
+    )
 
     out[:, col["query_terms"]] = n_terms
     out[:, col["title_terms"]] = catalog.field_len["title"][pair_row]

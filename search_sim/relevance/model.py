@@ -21,8 +21,8 @@ from search_sim.relevance.features import (
     FEATURE_SCHEMA_VERSION,
     CatalogFeatures,
     ParsedQuery,
-    featurise,
     feature_names,
+    featurise,
     parse_query,
 )
 
@@ -67,7 +67,8 @@ def check_schema(schema: dict, manifest: dict, model_dir: Path, index_dir: Path)
         problems.append(f"analyzer config {schema.get('analyzer')} != index's {identity['analyzer']}")
     if problems:
         raise SchemaMismatchError(
-            f"relevance model {model_dir} does not match index {index_dir}: " + "; ".join(problems)
+            f"relevance model {model_dir} does not match index {index_dir}: "
+            + "; ".join(problems)
             + ". Retrain it for this index (python -m search_sim relevance train ... --index "
             f"{index_dir}, with --init-model {model_dir} to keep its trees)."
         )

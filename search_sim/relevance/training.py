@@ -91,7 +91,9 @@ def split_by_query(queries: list[str], seed: int, fractions=SPLIT_FRACTIONS) -> 
         raise ValueError(f"{len(distinct)} distinct queries are too few for a train / valid / test split")
     split = QuerySplit()
     for rank, idx in enumerate(order):
-        split[distinct[idx]] = "train" if rank < n_train else ("valid" if rank < n_train + n_valid else "test")
+        split[distinct[idx]] = (
+            "train" if rank < n_train else ("valid" if rank < n_train + n_valid else "test")
+        )
     return split
 
 
@@ -117,7 +119,9 @@ def item_tiebreak(item_ids: list[str]) -> np.ndarray:
     return np.asarray([hash40(i) for i in item_ids], dtype=np.int64)
 
 
-def engine_scores(engine, queries: list[str], item_ids: list[list[str]], minimum_should_match) -> list[np.ndarray]:
+def engine_scores(
+    engine, queries: list[str], item_ids: list[list[str]], minimum_should_match
+) -> list[np.ndarray]:
     """The engine's BM25 score of each judged item (its ranking of the judged pool); -inf when not recalled.
 
     With ``minimum_should_match=1`` every item sharing a term with the query gets its BM25 score (pure BM25
@@ -150,21 +154,33 @@ def load_judged(path: Path, known_items: set[str]) -> Judged:
     keep = np.fromiter((i in known_items for i in item_ids), dtype=bool, count=len(item_ids))
     unknown = int((~keep).sum())
     if unknown:
-        log.warning("%s: %d of %d judgments name item ids not in the catalog; they are skipped", path, unknown, len(keep))
+        log.warning(
+            "%s: %d of %d judgments name item ids not in the catalog; they are skipped",
+            path,
+            unknown,
+            len(keep),
+        )
     if not keep.any():
         raise ValueError(f"{path}: none of the {len(keep)} judgments names an item of the catalog")
     idx = np.flatnonzero(keep)
     return Judged([queries[i] for i in idx], [item_ids[i] for i in idx], grades[idx], unknown)
 
 
-def _load_catalog_columns(index_dir: Path, catalog_dir: Path) -> dict[str, list]:
-    """The index's copy of the catalog, checked against the dataset's catalog (same item ids)."""
+def _load_catalog_columns(index_dir: Path, catalog_dir: Path, manifest: dict) -> dict[str, list]:
+    """The index's copy of the catalog, after checking that the index was built from the dataset's catalog."""
+    import hashlib
+
     from data_prep.formats import _find, load_catalog
 
+    dataset_catalog = _find(catalog_dir, "catalog")
+    digest = hashlib.sha256(dataset_catalog.read_bytes()).hexdigest()
+    if digest != manifest["catalog"]["sha256"]:
+        raise SchemaMismatchError(
+            f"index {index_dir} was built from another catalog than {dataset_catalog} (sha256 {digest[:12]}... vs "
+            f"{manifest['catalog']['sha256'][:12]}...): rebuild it with python -m search_sim build --catalog "
+            f"{catalog_dir} --out {index_dir}"
+        )
     index_catalog = load_catalog(_find(index_dir, "catalog"))
-    dataset_ids = load_catalog(_find(catalog_dir, "catalog")).column("item_id")
-    if not index_catalog.column("item_id").equals(dataset_ids):
-        raise SchemaMismatchError(f"catalog of {catalog_dir} differs from the copy in index {index_dir}: rebuild the index")
     return {name: index_catalog.column(name).to_pylist() for name in index_catalog.column_names}
 
 
@@ -211,13 +227,22 @@ def train(
     embeddings: bool = False,
     config: TrainConfig = TrainConfig(),
     progress: bool = True,
+    cv_folds: int = 0,
 ) -> TrainResult:
+    """Train and write a model directory (see model.py). With ``cv_folds`` = K > 1 the report also gives the
+    K-fold cross-validated quality over ALL judged queries (each fold held out once, split by query), which is
+    steadier than the single test split when there are few queries (the ESCI sample has 150)."""
     import lightgbm as lgb
 
     from search_sim.analyzer import Analyzer, AnalyzerConfig
 
     t_start = time.perf_counter()
-    catalog_dir, judgments_path, index_dir, out = Path(catalog_dir), Path(judgments_path), Path(index_dir), Path(out)
+    catalog_dir, judgments_path, index_dir, out = (
+        Path(catalog_dir),
+        Path(judgments_path),
+        Path(index_dir),
+        Path(out),
+    )
     manifest = index_manifest(index_dir)
     identity = index_identity(manifest)
     init_schema = None
@@ -230,18 +255,24 @@ def train(
                 f"{FEATURE_SCHEMA_VERSION}; an incremental update cannot change the schema, train from scratch"
             )
         if embeddings != init_schema["embeddings"]:
-            log.info("--init-model %s decides the embedding feature: embeddings=%s", init_model, init_schema["embeddings"])
+            log.info(
+                "--init-model %s decides the embedding feature: embeddings=%s",
+                init_model,
+                init_schema["embeddings"],
+            )
             embeddings = init_schema["embeddings"]
     names = feature_names(embeddings)
 
-    catalog_columns = _load_catalog_columns(index_dir, catalog_dir)
+    catalog_columns = _load_catalog_columns(index_dir, catalog_dir, manifest)
     analyzer = Analyzer(AnalyzerConfig.from_dict(identity["analyzer"]))
     t0 = time.perf_counter()
     catalog = CatalogFeatures.build(catalog_columns, analyzer.analyze, progress=progress)
     catalog_build_s = time.perf_counter() - t0
     item_vectors = None
     if embeddings:
-        item_vectors = _item_embeddings(catalog_columns, identity["catalog_checksum"], [init_model, out], progress)
+        item_vectors = _item_embeddings(
+            catalog_columns, identity["catalog_checksum"], [init_model, out], progress
+        )
 
     schema = {
         "schema_version": FEATURE_SCHEMA_VERSION,
@@ -308,8 +339,7 @@ def train(
     }
     test_mask = part == "test"
     metrics["test"] = evaluate(
-        scorer,
-        X[test_mask],
+        scorer.predict(X[test_mask]),
         [q for q, m in zip(judged.queries, test_mask, strict=True) if m],
         [i for i, m in zip(judged.item_ids, test_mask, strict=True) if m],
         judged.grades[test_mask],
@@ -326,9 +356,16 @@ def train(
             judged.grades[test_mask],
             pred,
         )
+    if cv_folds:
+        oof = cross_validated_predictions(X, y, judged.queries, cv_folds, config, names, init_booster)
+        metrics["cv"] = {
+            "folds": cv_folds,
+            **evaluate(oof, judged.queries, judged.item_ids, judged.grades, index_dir, _oracle(catalog_dir)),
+        }
     importance = booster.feature_importance(importance_type="gain")
     metrics["feature_gain_share"] = {
-        n: round(float(g / max(importance.sum(), 1e-12)), 4) for n, g in sorted(zip(names, importance, strict=True), key=lambda t: -t[1])
+        n: round(float(g / max(importance.sum(), 1e-12)), 4)
+        for n, g in sorted(zip(names, importance, strict=True), key=lambda t: -t[1])
     }
     metrics["seconds"]["total"] = time.perf_counter() - t_start
 
@@ -346,6 +383,41 @@ def train(
     return TrainResult(str(out), metrics)
 
 
+def cross_validated_predictions(X, y, queries, folds: int, config: TrainConfig, names, init_booster=None):
+    """Out-of-fold predictions: query folds (seeded), each predicted by a model trained on the other folds with
+    early stopping on a query-disjoint 15% of them."""
+    import lightgbm as lgb
+
+    distinct = sorted(set(queries))
+    if folds < 2 or folds > len(distinct):
+        raise ValueError(f"--cv-folds must be in 2..{len(distinct)} (distinct queries), got {folds}")
+    order = np.random.default_rng(config.seed + 1).permutation(len(distinct))
+    fold_of = {distinct[idx]: rank % folds for rank, idx in enumerate(order)}
+    pair_fold = np.asarray([fold_of[q] for q in queries])
+    pred = np.zeros(len(queries), dtype=np.float32)
+    for k in range(folds):
+        rest = [q for q in distinct if fold_of[q] != k]
+        inner = split_by_query(rest, config.seed, fractions=(0.85, 0.15, 0.0))
+        train_mask = np.asarray([fold_of[q] != k and inner[q] == "train" for q in queries])
+        valid_mask = np.asarray([fold_of[q] != k and inner[q] != "train" for q in queries])
+        dtrain = lgb.Dataset(X[train_mask], y[train_mask], feature_name=names)
+        dvalid = lgb.Dataset(X[valid_mask], y[valid_mask], reference=dtrain)
+        booster = lgb.train(
+            config.lgb_params(),
+            dtrain,
+            num_boost_round=config.max_rounds,
+            valid_sets=[dvalid],
+            init_model=init_booster,
+            callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
+        )
+        test_mask = pair_fold == k
+        raw = booster.predict(
+            X[test_mask], num_iteration=booster.best_iteration or None, num_threads=config.num_threads
+        )
+        pred[test_mask] = np.clip(raw, 0.0, 1.0)
+    return pred
+
+
 def _item_embeddings(catalog_columns, checksum: str, candidates: list, progress: bool) -> np.ndarray:
     """MiniLM item vectors, reused from an earlier model directory trained on the same catalog."""
     for d in candidates:
@@ -357,13 +429,20 @@ def _item_embeddings(catalog_columns, checksum: str, candidates: list, progress:
             return np.load(Path(d) / EMBEDDINGS_FILE)
     encoder = embedding_encoder()
     return encoder.encode(
-        item_texts(catalog_columns), batch_size=128, normalize_embeddings=True, convert_to_numpy=True,
+        item_texts(catalog_columns),
+        batch_size=128,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
         show_progress_bar=progress,
     ).astype(np.float32)
 
 
 def _rmse(pred_grade: np.ndarray, grades: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((pred_grade - grades.astype(np.float64)) ** 2))) if len(grades) else float("nan")
+    return (
+        float(np.sqrt(np.mean((pred_grade - grades.astype(np.float64)) ** 2)))
+        if len(grades)
+        else float("nan")
+    )
 
 
 def _groups(queries: list[str]) -> dict[str, np.ndarray]:
@@ -385,9 +464,9 @@ def _mean_ndcg(queries, item_ids, grades, scores, per_query: dict | None = None)
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
-def evaluate(scorer: RelevanceModel, X, queries, item_ids, grades, index_dir: Path, oracle=None) -> dict:
-    """NDCG@10 of BM25 (the engine's order), the model and (synthetic) the oracle on held-out queries; RMSE."""
-    pred = scorer.predict(X)
+def evaluate(pred: np.ndarray, queries, item_ids, grades, index_dir: Path, oracle=None) -> dict:
+    """NDCG@10 of BM25 (the engine's order), the model's predictions ``pred`` (grade / 4) and (synthetic) the
+    oracle on held-out queries; RMSE against the grades."""
     groups = _groups(queries)
     distinct = list(groups)
     from search_sim import SearchEngine
@@ -411,8 +490,12 @@ def evaluate(scorer: RelevanceModel, X, queries, item_ids, grades, index_dir: Pa
         "rmse_grade": _rmse(pred * MAX_GRADE, grades),
         "rmse_unit": _rmse(pred * MAX_GRADE, grades) / MAX_GRADE,
         "rmse_grade_constant_mean": _rmse(np.full(len(grades), grades.mean()), grades),
-        "model_beats_bm25_queries": int(sum(model_per_query[q] > bm25_per_query[q] for q in distinct if np.isfinite(model_per_query[q]))),
-        "bm25_beats_model_queries": int(sum(model_per_query[q] < bm25_per_query[q] for q in distinct if np.isfinite(model_per_query[q]))),
+        "model_beats_bm25_queries": int(
+            sum(model_per_query[q] > bm25_per_query[q] for q in distinct if np.isfinite(model_per_query[q]))
+        ),
+        "bm25_beats_model_queries": int(
+            sum(model_per_query[q] < bm25_per_query[q] for q in distinct if np.isfinite(model_per_query[q]))
+        ),
     }
     if oracle is not None:
         oracle_grades = np.zeros(len(queries), dtype=np.float64)
@@ -427,7 +510,11 @@ def evaluate(scorer: RelevanceModel, X, queries, item_ids, grades, index_dir: Pa
             by_level[level]["model"].append(model_per_query[q])
             by_level[level]["bm25"].append(bm25_per_query[q])
         result["ndcg@10_by_query_level"] = {
-            level: {"queries": v["queries"], "bm25": float(np.nanmean(v["bm25"])), "model": float(np.nanmean(v["model"]))}
+            level: {
+                "queries": v["queries"],
+                "bm25": float(np.nanmean(v["bm25"])),
+                "model": float(np.nanmean(v["model"])),
+            }
             for level, v in sorted(by_level.items())
         }
     return result
@@ -441,7 +528,12 @@ def report_markdown(metrics: dict) -> str:
         f"Judgments `{metrics['judgments']}`, index `{metrics['index']}`; split by query (seed {metrics['seed']}): "
         f"train {metrics['queries']['train']} / valid {metrics['queries']['valid']} (early stopping) / "
         f"test {metrics['queries']['test']} queries ({t['pairs']} judged pairs). "
-        f"{metrics['trees']} trees" + (f" ({metrics['trees_from_init_model']} from {metrics['init_model']})" if metrics["init_model"] else "")
+        f"{metrics['trees']} trees"
+        + (
+            f" ({metrics['trees_from_init_model']} from {metrics['init_model']})"
+            if metrics["init_model"]
+            else ""
+        )
         + f"; embeddings: {'yes' if metrics['embeddings'] else 'no'}; "
         f"{metrics['unknown_item_judgments_skipped']} judgments with unknown item ids skipped.",
         "",
@@ -464,12 +556,32 @@ def report_markdown(metrics: dict) -> str:
         lines += ["", "| query level | queries | BM25 | model |", "|---|---|---|---|"]
         for level, v in t["ndcg@10_by_query_level"].items():
             lines.append(f"| {level} | {v['queries']} | {v['bm25']:.4f} | {v['model']:.4f} |")
+    if "cv" in metrics:
+        cv = metrics["cv"]
+        lines += [
+            "",
+            f"{cv['folds']}-fold cross-validation by query over all {cv['queries']} judged queries ({cv['pairs']} pairs; "
+            "every query held out once):",
+            "",
+            "| order of the judged pool | NDCG@10 |",
+            "|---|---|",
+            f"| BM25 | {cv['ndcg@10_bm25']:.4f} |",
+            f"| engine (default minimum_should_match) | {cv['ndcg@10_engine_default_msm']:.4f} |",
+            f"| relevance model | {cv['ndcg@10_model']:.4f} |",
+        ]
+        if "ndcg@10_oracle" in cv:
+            lines.append(f"| oracle | {cv['ndcg@10_oracle']:.4f} |")
+        lines += [
+            "",
+            f"RMSE (0-4): model {cv['rmse_grade']:.4f}, constant mean {cv['rmse_grade_constant_mean']:.4f}; the model "
+            f"beats BM25 on {cv['model_beats_bm25_queries']} queries and loses on {cv['bm25_beats_model_queries']}.",
+        ]
     top = list(metrics["feature_gain_share"].items())[:8]
     lines += ["", "Top features by gain: " + ", ".join(f"{n} {s:.2f}" for n, s in top), ""]
     return "\n".join(lines)
 
 
 def metrics_summary(metrics: dict) -> str:
-    return json.dumps({k: v for k, v in metrics["test"].items() if k.startswith(("ndcg", "rmse", "init"))}, indent=2)
-
-
+    return json.dumps(
+        {k: v for k, v in metrics["test"].items() if k.startswith(("ndcg", "rmse", "init"))}, indent=2
+    )

@@ -1,0 +1,382 @@
+"""Search-engine benchmark: speed, build cost, memory sharing and the HTTP service (issue 3).
+
+    python bench/bench_engine.py            # synthetic catalogs of 100k and 1M items (about 15 min on 2 cores)
+    python bench/bench_engine.py --quick    # 20k items, fewer queries (about 1 min)
+
+Catalogs come from ``python -m data_prep synth`` into --work-dir (reused when present). For each size it reports
+index build time and peak RSS (fresh process), load time, queries/s for k=10, k=100, recall size and a merged
+set of 4 queries (one process, queries sampled from the catalog's query log), the speed ratio against rank_bm25
+(same BM25 variant, same queries, top-10 checked identical; at the smallest size), the memory of 8 processes
+sharing one index (sum of PSS from /proc/<pid>/smaps_rollup vs the RSS of one process alone), and the service's
+throughput and latency with 8 concurrent client processes. Writes bench/results/engine.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+RESULTS = ROOT / "bench" / "results"
+
+
+def rss_mb() -> float:
+    return int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+
+
+def smaps_rollup_mb() -> dict:
+    text = Path("/proc/self/smaps_rollup").read_text()
+    return {k: int(re.search(rf"^{k}:\s+(\d+)", text, re.M).group(1)) / 1024 for k in ("Rss", "Pss", "Private_Dirty")}
+
+
+def query_log(dataset: Path, n: int, seed: int = 0) -> list[str]:
+    import pyarrow.parquet as pq
+
+    queries = pq.read_table(dataset / "queries.parquet", columns=["query"]).column("query").to_pylist()
+    random.Random(seed).shuffle(queries)
+    return queries[:n]
+
+
+# ----------------------------------------------------------------------------------------------- children
+# Each measurement that needs a clean process (peak RSS, load time, memory sharing) runs this file again with
+# --child; the child prints one JSON line.
+
+
+def child_build(args) -> dict:
+    from search_sim.index import build_index
+
+    stats = build_index(args.catalog, args.index)
+    return {
+        "build_s": stats.build_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "index_mb": stats.index_bytes / 1e6,
+        "terms": stats.num_terms,
+        "postings": stats.num_postings,
+    }
+
+
+def child_load(args) -> dict:
+    from search_sim import SearchEngine
+
+    t0 = time.perf_counter()
+    SearchEngine.load(args.index, verify_checksums=False)
+    fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    SearchEngine.load(args.index, verify_checksums=True)
+    return {"load_s": fast, "load_verified_s": time.perf_counter() - t0, "rss_after_load_mb": rss_mb()}
+
+
+def child_share(args) -> dict:
+    """Load, run every query (touching the pages a real rank touches), then wait for the parent's signal so that
+    all processes are alive when PSS is read."""
+    from search_sim import SearchEngine
+
+    engine = SearchEngine.load(args.index, verify_checksums=False, backend=args.backend, cache_mb=0)
+    for q in Path(args.queries_file).read_text().splitlines():
+        engine.search(q, k=10)
+        engine.items(engine.search(q, k=10).item_ids[:3])
+    print("ready", flush=True)
+    sys.stdin.readline()
+    return smaps_rollup_mb()
+
+
+def run_child(kind: str, **kwargs) -> dict:
+    cmd = [PY, __file__, "--child", kind] + [f"--{k.replace('_', '-')}={v}" for k, v in kwargs.items()]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------------------------- measurements
+
+
+def ensure_dataset(work: Path, n_items: int) -> Path:
+    out = work / f"synth_{n_items}"
+    if not (out / "manifest.json").exists():
+        n_queries = min(5000, max(2000, n_items // 50))  # the generator has ~7k distinct queries
+        print(f"generating {out} ({n_items} items, {n_queries} queries)", flush=True)
+        subprocess.run(
+            [PY, "-m", "data_prep", "synth", "--items", str(n_items), "--queries", str(n_queries), "--seed", "11",
+             "--out", str(out), "--quiet"],
+            check=True, cwd=ROOT,
+        )  # fmt: skip
+    return out
+
+
+def throughput(engine, queries: list[str], min_s: float) -> dict:
+    """queries/s of each operation, repeating the query list until ``min_s`` seconds have passed."""
+
+    def rate(fn, units_per_call: int = 1) -> float:
+        for q in queries[:50]:
+            fn(q)  # warm-up (JIT, page cache)
+        done, t0 = 0, time.perf_counter()
+        while True:
+            for q in queries:
+                fn(q)
+            done += len(queries)
+            elapsed = time.perf_counter() - t0
+            if elapsed >= min_s:
+                return done * units_per_call / elapsed
+
+    groups = {q: [q] + random.Random(q).sample(queries, 3) for q in queries}
+    return {
+        "qps_k10": rate(lambda q: engine.search(q, k=10)),
+        "qps_k100": rate(lambda q: engine.search(q, k=100)),
+        "qps_recall_size": rate(lambda q: engine.recall_size([q])),
+        "qps_merged4_queries": rate(lambda q: engine.merged(groups[q], k=10), 4),
+    }
+
+
+def rank_bm25_comparison(dataset: Path, work: Path, queries: list[str], n_items: int) -> dict:
+    """Same BM25 variant on both sides: Okapi idf with epsilon floor, k1 1.5, b 0.75, one field made of title,
+    attribute values, brand and category (weights 1), OR semantics (msm 1)."""
+    from rank_bm25 import BM25Okapi
+
+    from search_sim import IndexConfig, SearchEngine, build_index
+    from search_sim.index import load_catalog_table
+
+    config = IndexConfig(
+        field_weights={"title": 1.0, "attributes": 1.0, "category": 1.0}, k1=1.5, b=0.75, idf="okapi",
+        minimum_should_match="1", impact_dtype="float64",
+    )  # fmt: skip
+    index = work / f"parity_{n_items}"
+    build_index(dataset, index, config)
+    engine = SearchEngine.load(index, cache_mb=0)
+    table, _ = load_catalog_table(dataset)
+    analyze = engine.analyzer.analyze
+    corpus = []
+    for row in table.select(["title", "attributes", "brand", "category"]).to_pylist():
+        texts = [row["title"]] + [a["value"] for a in row["attributes"]] + [row["brand"]] + row["category"]
+        corpus.append([t for text in texts for t in analyze(text)])
+    t0 = time.perf_counter()
+    oracle = BM25Okapi(corpus, k1=1.5, b=0.75, epsilon=0.25)
+    init_s = time.perf_counter() - t0
+    identical, max_rel_diff = 0, 0.0
+    t0 = time.perf_counter()
+    expected = []
+    for q in queries:
+        scores = oracle.get_scores(analyze(q))
+        top = sorted(np.flatnonzero(scores > 0), key=lambda i: (-scores[i], i))[:10]
+        expected.append((top, scores[top]))
+    oracle_s = time.perf_counter() - t0
+    ids = table.column("item_id").to_pylist()
+    t0 = time.perf_counter()
+    ours = [engine.search(q, k=10) for q in queries]
+    ours_s = time.perf_counter() - t0
+    for (top, scores), result in zip(expected, ours, strict=True):
+        if result.item_ids == [ids[i] for i in top]:
+            identical += 1
+            if len(top):
+                max_rel_diff = max(max_rel_diff, float(np.max(np.abs(result.scores - scores) / scores)))
+    reps = max(1, int(2.0 / max(ours_s, 1e-6)))  # time ours over >= 2 s for a stable rate
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        for q in queries:
+            engine.search(q, k=10)
+    ours_qps = reps * len(queries) / (time.perf_counter() - t0)
+    return {
+        "queries": len(queries),
+        "identical_top10": identical,
+        "max_rel_score_diff": max_rel_diff,
+        "rank_bm25_init_s": init_s,
+        "rank_bm25_qps": len(queries) / oracle_s,
+        "ours_qps": ours_qps,
+        "speedup": ours_qps / (len(queries) / oracle_s),
+    }
+
+
+def sharing(index: Path, queries: list[str], n_procs: int, backend: str) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(queries))
+    try:
+
+        def run(n: int) -> list[dict]:
+            cmd = [PY, __file__, "--child", "share", f"--index={index}", f"--queries-file={f.name}",
+                   f"--backend={backend}"]  # fmt: skip
+            procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                     for _ in range(n)]  # fmt: skip
+            for p in procs:
+                assert p.stdout.readline().strip() == "ready"
+            for p in procs:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+
+        alone = run(1)[0]
+        many = run(n_procs)
+    finally:
+        os.unlink(f.name)
+    total_pss = sum(m["Pss"] for m in many)
+    return {
+        "backend": backend,
+        "one_process_rss_mb": alone["Rss"],
+        "processes": n_procs,
+        "sum_pss_mb": total_pss,
+        "sum_private_dirty_mb": sum(m["Private_Dirty"] for m in many),
+        "ratio_vs_one": total_pss / alone["Rss"],
+    }
+
+
+def _client_worker(url: str, queries: list[str], batch: int, duration_s: float, out_q) -> None:
+    from search_sim.client import SearchClient
+
+    client = SearchClient(url)
+    latencies, n, i = [], 0, 0
+    t_end = time.perf_counter() + duration_s
+    while time.perf_counter() < t_end:
+        chunk = [queries[(i + j) % len(queries)] for j in range(batch)]
+        i += batch
+        t0 = time.perf_counter()
+        client.search_many(chunk, k=10)
+        latencies.append((time.perf_counter() - t0) * 1e3)
+        n += batch
+    out_q.put((n, latencies))
+
+
+def service(index: Path, queries: list[str], n_clients: int, duration_s: float) -> list[dict]:
+    import multiprocessing as mp
+
+    from search_sim.client import SearchClient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([PY, "-m", "search_sim", "serve", str(index), "--port", str(port)], cwd=ROOT,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    rows = []
+    try:
+        SearchClient(url, retries=40, backoff_s=0.25, max_backoff_s=1.0).health()
+        ctx = mp.get_context("spawn")
+        for batch in (1, 16):
+            out_q = ctx.Queue()
+            procs = [ctx.Process(target=_client_worker, args=(url, queries[c::n_clients], batch, duration_s, out_q))
+                     for c in range(n_clients)]  # fmt: skip
+            t0 = time.perf_counter()
+            for p in procs:
+                p.start()
+            parts = [out_q.get() for _ in procs]
+            for p in procs:
+                p.join()
+            wall = time.perf_counter() - t0
+            lat = np.concatenate([np.asarray(lats) for _, lats in parts])
+            rows.append({
+                "clients": n_clients, "queries_per_request": batch, "qps": sum(n for n, _ in parts) / duration_s,
+                "requests_per_s": len(lat) / duration_s, "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": float(np.percentile(lat, 99)), "wall_s": wall,
+            })  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait()
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+
+def write_report(results: dict, command: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = ["## Search engine (search_sim)", "", f"Command: `{command}` ({results['machine']})", ""]
+    lines += ["| items | build s | build peak RSS MB | index MB | load ms | load+verify s | q/s k=10 | q/s k=100 "
+              "| q/s recall size | q/s merged (per query) | q/s k=10 numpy | query process RSS MB |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results["sizes"]:
+        b, ld, t = r["build"], r["load"], r["throughput"]
+        lines.append(
+            f"| {r['items']:,} | {b['build_s']:.1f} | {b['peak_rss_mb']:.0f} | {b['index_mb']:.0f} "
+            f"| {ld['load_s'] * 1e3:.0f} | {ld['load_verified_s']:.2f} | {t['qps_k10']:,.0f} | {t['qps_k100']:,.0f} "
+            f"| {t['qps_recall_size']:,.0f} | {t['qps_merged4_queries']:,.0f} | {r['throughput_numpy']['qps_k10']:,.0f} "
+            f"| {r['sharing'][0]['one_process_rss_mb']:.0f} |"
+        )
+    lines += ["", "Memory of 8 processes sharing one index (sum of PSS) vs one process alone (RSS):", "",
+              "| items | backend | one process RSS MB | 8 processes sum PSS MB | ratio |", "|---|---|---|---|---|"]  # fmt: skip
+    for r in results["sizes"]:
+        for s in r["sharing"]:
+            lines.append(f"| {r['items']:,} | {s['backend']} | {s['one_process_rss_mb']:.0f} | {s['sum_pss_mb']:.0f} "
+                         f"| {s['ratio_vs_one']:.2f} |")  # fmt: skip
+    rb = results.get("rank_bm25")
+    if rb:
+        lines += ["", f"rank_bm25 (BM25Okapi, same variant and analyzer, {rb['items']:,} items, {rb['queries']} queries, "
+                      f"OR semantics): {rb['rank_bm25_qps']:.1f} q/s vs ours {rb['ours_qps']:,.0f} q/s = "
+                      f"**{rb['speedup']:,.0f}x**; identical top-10 for {rb['identical_top10']}/{rb['queries']} "
+                      f"queries (max relative score difference {rb['max_rel_score_diff']:.1e})."]  # fmt: skip
+    lines += ["", "Service (`python -m search_sim serve`), 8 concurrent client processes, k=10:", "",
+              "| items | queries/request | q/s | requests/s | p50 ms | p99 ms |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results["sizes"]:
+        for s in r["service"]:
+            lines.append(f"| {r['items']:,} | {s['queries_per_request']} | {s['qps']:,.0f} | {s['requests_per_s']:,.0f} "
+                         f"| {s['p50_ms']:.1f} | {s['p99_ms']:.1f} |")  # fmt: skip
+    (RESULTS / "engine.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="20k items, fewer queries: a smoke run of every line")
+    parser.add_argument("--sizes", default=None, help="comma-separated catalog sizes (default 100000,1000000)")
+    parser.add_argument("--work-dir", default="/tmp/engine_bench", help="catalogs and indexes (reused)")
+    parser.add_argument("--queries", type=int, default=None, help="queries sampled from each query log")
+    parser.add_argument("--min-s", type=float, default=None, help="seconds per throughput measurement")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--catalog", help=argparse.SUPPRESS)
+    parser.add_argument("--index", help=argparse.SUPPRESS)
+    parser.add_argument("--queries-file", help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="auto", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        result = {"build": child_build, "load": child_load, "share": child_share}[args.child](args)
+        print(json.dumps(result), flush=True)
+        return
+
+    from search_sim import SearchEngine
+
+    sizes = [int(s) for s in (args.sizes or ("20000" if args.quick else "100000,1000000")).split(",")]
+    n_queries = args.queries or (500 if args.quick else 2000)
+    min_s = args.min_s or (1.0 if args.quick else 3.0)
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    results = {"machine": f"{os.cpu_count()} CPU cores, Python {sys.version.split()[0]}", "sizes": []}
+    for n_items in sizes:
+        dataset = ensure_dataset(work, n_items)
+        index = work / f"index_{n_items}"
+        queries = query_log(dataset, n_queries)
+        print(f"== {n_items} items: build", flush=True)
+        row = {"items": n_items, "build": run_child("build", catalog=dataset, index=index)}
+        row["load"] = run_child("load", index=index)
+        print(f"   build {row['build']}  load {row['load']}", flush=True)
+        engine = SearchEngine.load(index, cache_mb=0)  # measure the engine, not its result cache
+        row["throughput"] = throughput(engine, queries, min_s)
+        row["throughput_numpy"] = throughput(SearchEngine.load(index, backend="numpy", cache_mb=0), queries[: n_queries // 2], min_s / 2)
+        recalls = np.array([engine.search(q, k=0).recall_size for q in queries])
+        row["recall_size"] = {"zero_share": float((recalls == 0).mean()), "median": float(np.median(recalls)),
+                              "p90": float(np.percentile(recalls, 90))}  # fmt: skip
+        print(f"   throughput {row['throughput']}  numpy {row['throughput_numpy']}", flush=True)
+        share_queries = queries[: 200 if args.quick else 1000]
+        row["sharing"] = [sharing(index, share_queries, 8, b) for b in ("numba", "numpy")]
+        print(f"   sharing {row['sharing']}", flush=True)
+        row["service"] = service(index, queries, 8, 2.0 if args.quick else 5.0)
+        print(f"   service {row['service']}", flush=True)
+        results["sizes"].append(row)
+    small = sizes[0]
+    print(f"== rank_bm25 at {small} items", flush=True)
+    rb_queries = query_log(work / f"synth_{small}", 40 if args.quick else 100, seed=1)
+    results["rank_bm25"] = {"items": small, **rank_bm25_comparison(work / f"synth_{small}", work, rb_queries, small)}
+    write_report(results, "python bench/bench_engine.py" + (" --quick" if args.quick else ""))
+
+
+if __name__ == "__main__":
+    main()
