@@ -40,7 +40,10 @@ def rss_mb() -> float:
 
 def smaps_rollup_mb() -> dict:
     text = Path("/proc/self/smaps_rollup").read_text()
-    return {k: int(re.search(rf"^{k}:\s+(\d+)", text, re.M).group(1)) / 1024 for k in ("Rss", "Pss", "Private_Dirty")}
+    return {
+        k: int(re.search(rf"^{k}:\s+(\d+)", text, re.M).group(1)) / 1024
+        for k in ("Rss", "Pss", "Private_Dirty")
+    }
 
 
 def query_log(dataset: Path, n: int, seed: int = 0) -> list[str]:
@@ -119,17 +122,22 @@ def ensure_dataset(work: Path, n_items: int) -> Path:
 def throughput(engine, queries: list[str], min_s: float) -> dict:
     """queries/s of each operation, repeating the query list until ``min_s`` seconds have passed."""
 
-    def rate(fn, units_per_call: int = 1) -> float:
+    def rate(fn, units_per_call: int = 1) -> dict:
         for q in queries[:50]:
             fn(q)  # warm-up (JIT, page cache)
-        done, t0 = 0, time.perf_counter()
+        done, t0, c0 = 0, time.perf_counter(), time.process_time()
         while True:
             for q in queries:
                 fn(q)
             done += len(queries)
             elapsed = time.perf_counter() - t0
             if elapsed >= min_s:
-                return done * units_per_call / elapsed
+                # wall-clock rate, and the rate per CPU-second of this process (what an idle core would give on a
+                # machine shared with other jobs)
+                return {
+                    "wall": done * units_per_call / elapsed,
+                    "cpu": done * units_per_call / (time.process_time() - c0),
+                }
 
     groups = {q: [q] + random.Random(q).sample(queries, 3) for q in queries}
     return {
@@ -209,7 +217,8 @@ def sharing(index: Path, queries: list[str], n_procs: int, backend: str) -> dict
             procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
                      for _ in range(n)]  # fmt: skip
             for p in procs:
-                assert p.stdout.readline().strip() == "ready"
+                if p.stdout.readline().strip() != "ready":
+                    raise RuntimeError(f"sharing child failed (exit {p.wait()}); run it by hand: {' '.join(cmd)}")
             for p in procs:
                 p.stdin.write("go\n")
                 p.stdin.flush()
@@ -287,10 +296,21 @@ def service(index: Path, queries: list[str], n_clients: int, duration_s: float) 
 # ----------------------------------------------------------------------------------------------- report
 
 
+def _r(rate: dict) -> str:
+    return f"{rate['wall']:,.0f} ({rate['cpu']:,.0f})"
+
+
 def write_report(results: dict, command: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["## Search engine (search_sim)", "", f"Command: `{command}` ({results['machine']})", ""]
+    lines = [
+        "## Search engine (search_sim)",
+        "",
+        f"Command: `{command}` ({results['machine']}; load average at start "
+        f"{results['load_average']}). Rates are queries/s of wall-clock time, and in brackets per CPU-second of "
+        "the benchmark process (the rate of an idle core when the machine is shared).",
+        "",
+    ]
     lines += ["| items | build s | build peak RSS MB | index MB | load ms | load+verify s | q/s k=10 | q/s k=100 "
               "| q/s recall size | q/s merged (per query) | q/s k=10 numpy | query process RSS MB |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -298,8 +318,8 @@ def write_report(results: dict, command: str) -> None:
         b, ld, t = r["build"], r["load"], r["throughput"]
         lines.append(
             f"| {r['items']:,} | {b['build_s']:.1f} | {b['peak_rss_mb']:.0f} | {b['index_mb']:.0f} "
-            f"| {ld['load_s'] * 1e3:.0f} | {ld['load_verified_s']:.2f} | {t['qps_k10']:,.0f} | {t['qps_k100']:,.0f} "
-            f"| {t['qps_recall_size']:,.0f} | {t['qps_merged4_queries']:,.0f} | {r['throughput_numpy']['qps_k10']:,.0f} "
+            f"| {ld['load_s'] * 1e3:.0f} | {ld['load_verified_s']:.2f} | {_r(t['qps_k10'])} | {_r(t['qps_k100'])} "
+            f"| {_r(t['qps_recall_size'])} | {_r(t['qps_merged4_queries'])} | {_r(r['throughput_numpy']['qps_k10'])} "
             f"| {r['sharing'][0]['one_process_rss_mb']:.0f} |"
         )
     lines += ["", "Memory of 8 processes sharing one index (sum of PSS) vs one process alone (RSS):", "",
@@ -325,9 +345,15 @@ def write_report(results: dict, command: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="20k items, fewer queries: a smoke run of every line")
-    parser.add_argument("--sizes", default=None, help="comma-separated catalog sizes (default 100000,1000000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="20k items, fewer queries: a smoke run of every line"
+    )
+    parser.add_argument(
+        "--sizes", default=None, help="comma-separated catalog sizes (default 100000,1000000)"
+    )
     parser.add_argument("--work-dir", default="/tmp/engine_bench", help="catalogs and indexes (reused)")
     parser.add_argument("--queries", type=int, default=None, help="queries sampled from each query log")
     parser.add_argument("--min-s", type=float, default=None, help="seconds per throughput measurement")
@@ -349,7 +375,11 @@ def main() -> None:
     min_s = args.min_s or (1.0 if args.quick else 3.0)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    results = {"machine": f"{os.cpu_count()} CPU cores, Python {sys.version.split()[0]}", "sizes": []}
+    results = {
+        "machine": f"{os.cpu_count()} CPU cores, Python {sys.version.split()[0]}",
+        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "sizes": [],
+    }
     for n_items in sizes:
         dataset = ensure_dataset(work, n_items)
         index = work / f"index_{n_items}"
@@ -360,7 +390,9 @@ def main() -> None:
         print(f"   build {row['build']}  load {row['load']}", flush=True)
         engine = SearchEngine.load(index, cache_mb=0)  # measure the engine, not its result cache
         row["throughput"] = throughput(engine, queries, min_s)
-        row["throughput_numpy"] = throughput(SearchEngine.load(index, backend="numpy", cache_mb=0), queries[: n_queries // 2], min_s / 2)
+        row["throughput_numpy"] = throughput(
+            SearchEngine.load(index, backend="numpy", cache_mb=0), queries[: n_queries // 2], min_s / 2
+        )
         recalls = np.array([engine.search(q, k=0).recall_size for q in queries])
         row["recall_size"] = {"zero_share": float((recalls == 0).mean()), "median": float(np.median(recalls)),
                               "p90": float(np.percentile(recalls, 90))}  # fmt: skip
@@ -374,7 +406,10 @@ def main() -> None:
     small = sizes[0]
     print(f"== rank_bm25 at {small} items", flush=True)
     rb_queries = query_log(work / f"synth_{small}", 40 if args.quick else 100, seed=1)
-    results["rank_bm25"] = {"items": small, **rank_bm25_comparison(work / f"synth_{small}", work, rb_queries, small)}
+    results["rank_bm25"] = {
+        "items": small,
+        **rank_bm25_comparison(work / f"synth_{small}", work, rb_queries, small),
+    }
     write_report(results, "python bench/bench_engine.py" + (" --quick" if args.quick else ""))
 
 

@@ -35,7 +35,10 @@ PROMPTS, GENERATIONS, EXPANSIONS = 8, 4, 4
 def ensure_backend(work: Path, n_items: int, n_queries: int) -> tuple[Path, Path, Path]:
     """Dataset, index and relevance model for ``n_items`` under ``work`` (built once, reused afterwards)."""
     from data_prep import synth
+    from search_sim import IndexCorruptError, SearchEngine
     from search_sim.index import build_index
+    from search_sim.relevance import RelevanceModel
+    from search_sim.relevance.model import SchemaMismatchError
     from search_sim.relevance.training import train
 
     data, index, relevance = (
@@ -46,11 +49,15 @@ def ensure_backend(work: Path, n_items: int, n_queries: int) -> tuple[Path, Path
     if not (data / "manifest.json").is_file():
         print(f"generating a {n_items:,}-item synthetic catalog in {data} ...", file=sys.stderr)
         synth.generate(n_items=n_items, n_queries=n_queries, seed=7, out=data)
-    if not (index / "manifest.json").is_file():
-        print(f"building the index {index} ...", file=sys.stderr)
+    try:
+        SearchEngine.load(index).items([])
+    except (IndexCorruptError, OSError) as exc:  # missing, or written by an older version of the engine
+        print(f"building the index {index} ({exc}) ...", file=sys.stderr)
         build_index(data, index)
-    if not (relevance / "schema.json").is_file():
-        print(f"training the relevance model {relevance} ...", file=sys.stderr)
+    try:
+        RelevanceModel.load(relevance, index)
+    except (SchemaMismatchError, OSError) as exc:
+        print(f"training the relevance model {relevance} ({exc}) ...", file=sys.stderr)
         train(data, data / "judgments.parquet", index, relevance)
     return data, index, relevance
 

@@ -19,6 +19,26 @@ def _synth(args: argparse.Namespace) -> None:
     )
 
 
+def _describe(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    from data_prep import formats
+
+    ds = formats.load_dataset(args.dir)
+    print(json.dumps(ds.manifest["counts"], indent=2))
+    if not (Path(args.dir) / "truth").exists():
+        return
+    from data_prep import synth
+
+    print("\nlevel        queries  median relevant  all query words in title  any query word in title")
+    for s in synth.level_stats(args.dir):
+        print(
+            f"{s.level:<12} {s.queries:>7}  {s.median_relevant:>15.0f}  {s.share_all_words_in_title:>24.2f}"
+            f"  {s.share_any_word_in_title:>23.2f}"
+        )
+
+
 def _import(args: argparse.Namespace) -> None:
     from data_prep import importers
 
@@ -68,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_synth)
 
+    p = sub.add_parser(
+        "describe",
+        help="validate a dataset directory; print its counts (and, if synthetic, the vocabulary gap per query level)",
+    )
+    p.add_argument("dir", help="dataset directory")
+    p.set_defaults(func=_describe)
+
     p = sub.add_parser("import", help="import ESCI, WANDS or any JSONL/CSV export to the canonical format")
     kinds = p.add_subparsers(dest="kind", required=True)
     k = kinds.add_parser("esci", help="ESCI parquet: shopping_queries_dataset_products + _examples")
@@ -111,7 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    args.func(args)
+    from data_prep.formats import FormatError
+
+    try:
+        args.func(args)
+    except FormatError as err:  # bad input: the message names file, line and field; no traceback needed
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -792,3 +792,43 @@ def generate(n_items: int, n_queries: int, seed: int, out: str | Path, progress:
         formats.manifest_for(manifest, n_catalog_rows, queries, judgments), out / "manifest.json"
     )
     return SynthResult(n_items, len(query_log), judgments.num_rows, out)
+
+
+# ----------------------------------------------------------------------------------------------- description
+
+
+@dataclass
+class LevelStats:
+    """Per query level: how many queries, how many relevant items, how many of those share the query's words."""
+
+    level: str
+    queries: int
+    median_relevant: float
+    share_all_words_in_title: float  # of the relevant (grade >= 3) items, averaged over queries
+    share_any_word_in_title: float
+
+
+def level_stats(root: str | Path, min_grade: int = 3) -> list[LevelStats]:
+    """The vocabulary gap per query level of a synthetic dataset directory (the table in data_prep/README.md)."""
+    oracle = Oracle.load(root)
+    titles = pq.read_table(Path(root) / "catalog.parquet", columns=["title"]).column("title").to_pylist()
+    title_words = [set(tokenize(t)) for t in titles]
+    per_level: dict[str, list[tuple[int, float, float]]] = {lv: [] for lv in LEVELS}
+    for query in oracle.query_to_intent:
+        relevant = np.flatnonzero(oracle.grade_all(query) >= min_grade)
+        if not len(relevant):
+            continue
+        words = set(tokenize(query))
+        all_in = np.mean([words <= title_words[i] for i in relevant])
+        any_in = np.mean([bool(words & title_words[i]) for i in relevant])
+        per_level[oracle.query_level(query)].append((len(relevant), all_in, any_in))
+    out = []
+    for level, rows in per_level.items():
+        if rows:
+            a = np.array(rows)
+            out.append(
+                LevelStats(
+                    level, len(rows), float(np.median(a[:, 0])), float(a[:, 1].mean()), float(a[:, 2].mean())
+                )
+            )
+    return out

@@ -50,7 +50,7 @@ class Profile:
     eval_queries: int
     max_context_items: int  # items in each prompt (the paper: up to 10)
     held_out_intent_share: float = 0.1  # share of intents whose queries only appear in eval (synthetic data)
-    eval_share_cap: float = 0.1  # eval takes at most this share of the query log
+    eval_share_cap: float = 0.2  # eval takes at most this share of the query log
 
 
 PROFILES = {

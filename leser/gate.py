@@ -54,6 +54,7 @@ REASONS = (
     "expansion_not_list",  # "expansion" is not a list
     "non_string_expansion",  # an item is not a string
     "too_many_expansions",  # more than max_expansions
+    "invalid_unicode",  # an item holds a lone surrogate (a JSON escape such as "\\ud800"), not encodable text
     "empty_expansion",  # an item is empty or whitespace only (or has no token)
     "too_long_expansion",  # an item exceeds max_chars or max_tokens
     "duplicate_of_query",  # an item normalises to the query
@@ -63,6 +64,7 @@ REASONS = (
 )
 
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _LAYOUT = re.compile(r"\A\s*<think>(.*)</think>\s*<answer>(.*)</answer>\s*\Z", re.DOTALL)
 
 
@@ -208,6 +210,8 @@ def check_completion(
     blocked = [analyze(term) for term in rules.blocked_terms]
     expansions = []
     for raw in items:
+        if _LONE_SURROGATE.search(raw):
+            return _fail("invalid_unicode")
         expansion = unicodedata.normalize("NFKC", raw).strip()
         if not expansion:
             return _fail("empty_expansion")

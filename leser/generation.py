@@ -44,7 +44,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
     root = Path(path)
     if (root / "config.json").is_file() or (root / "adapter_config.json").is_file():
         return root
-    candidates = [p for p in root.glob("**/checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
+    candidates = [
+        p for p in root.glob("**/checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)
+    ]
     if not candidates:
         raise FileNotFoundError(f"{root}: no config.json and no checkpoint-<step> folder below it")
     return max(candidates, key=lambda p: (int(p.name.split("-")[1]), p.stat().st_mtime))
@@ -76,12 +78,15 @@ class TransformersGenerator:
             model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
         self.model = model.eval()
 
-    def generate(self, conversations: list[Messages], sampling: SamplingConfig, progress: bool = True) -> GenerationResult:
+    def generate(
+        self, conversations: list[Messages], sampling: SamplingConfig, progress: bool = True
+    ) -> GenerationResult:
         import torch
         from tqdm import tqdm
 
         prompts = [
-            self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in conversations
+            self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
+            for m in conversations
         ]
         # Longest prompts first: batches hold prompts of similar length (less padding) and OOM shows up early.
         lengths = [len(self.tokenizer(p, add_special_tokens=False).input_ids) for p in prompts]
@@ -91,7 +96,9 @@ class TransformersGenerator:
         torch.manual_seed(sampling.seed)
         start = time.perf_counter()
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for batch in tqdm(batches, desc=f"generate {self.model_dir.name}", unit="batch", disable=not progress):
+        for batch in tqdm(
+            batches, desc=f"generate {self.model_dir.name}", unit="batch", disable=not progress
+        ):
             encoded = self.tokenizer(
                 [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
             )
@@ -117,7 +124,9 @@ class VLLMGenerator:
         self.model_dir = resolve_checkpoint(model_dir)
         self.llm = LLM(model=str(self.model_dir), gpu_memory_utilization=gpu_memory_utilization, seed=0)
 
-    def generate(self, conversations: list[Messages], sampling: SamplingConfig, progress: bool = True) -> GenerationResult:
+    def generate(
+        self, conversations: list[Messages], sampling: SamplingConfig, progress: bool = True
+    ) -> GenerationResult:
         from vllm import SamplingParams
 
         params = [

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INDEX_FORMAT = "search_sim.index"
-INDEX_FORMAT_VERSION = 1
+INDEX_FORMAT_VERSION = 2  # 2: items as Arrow IPC (items.arrow)
 MANIFEST = "manifest.json"
 ITEMS_FILE = "items.arrow"
 FIELDS = ("title", "attributes", "category")
@@ -266,19 +266,21 @@ def build_index(
             continue
         for strings, parents in _field_strings(table, field_name):
             term_ids, lens = collector.term_ids(strings, desc=f"analyse {field_name}")
-            docs = np.repeat(parents, lens).astype(np.int32)
+            docs = np.repeat(parents.astype(np.int32), lens)
             rows.append(term_ids)
             cols.append(docs)
-            weights.append(np.full(len(term_ids), weight, dtype=np.float64))
+            weights.append(np.full(len(term_ids), weight, dtype=np.float32))
             doc_len += weight * np.bincount(docs, minlength=n_items)
     n_terms = len(collector.vocab)
     if n_terms == 0:
         raise ValueError(f"{catalog_path}: no indexable terms in the catalog")
 
     # Sum duplicate (term, item) pairs: the weighted term frequency. CSR rows are terms, columns items.
-    tf = sp.coo_matrix(
-        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(n_terms, n_items)
-    ).tocsr()
+    # Concatenate one list at a time, dropping its parts at once: the peak memory of a 1M-item build is here.
+    rows = np.concatenate(rows)
+    cols = np.concatenate(cols)
+    weights = np.concatenate(weights)
+    tf = sp.coo_matrix((weights, (rows, cols)), shape=(n_terms, n_items)).tocsr()
     del rows, cols, weights
     tf.sum_duplicates()  # also sorts item indices within each term
     indptr = tf.indptr.astype(np.int64)

@@ -185,19 +185,14 @@ def test_every_level_present_with_zipf_frequencies(small_synth_dir):
 
 
 def test_vocabulary_mismatch_for_broad_problem_colloquial(small_synth_dir):
-    """Most truly relevant items of broad/problem/colloquial queries do not contain all the query's words."""
-    oracle = synth.Oracle.load(small_synth_dir)
-    titles = [
-        set(synth.tokenize(t))
-        for t in pq.read_table(small_synth_dir / "catalog.parquet").column("title").to_pylist()
-    ]
-    contains_all = {lv: [] for lv in synth.LEVELS}
-    for query in oracle.query_to_intent:
-        rel = np.flatnonzero(oracle.grade_all(query) >= 3)
-        words = set(synth.tokenize(query))
-        contains_all[oracle.query_level(query)] += [words <= titles[i] for i in rel]
+    """Most truly relevant items of broad/problem/colloquial queries lack some of the query's words;
+    specific queries share words with nearly all their targets."""
+    stats = {s.level: s for s in synth.level_stats(small_synth_dir)}
+    assert set(stats) == set(synth.LEVELS)
     for level in ("broad", "problem", "colloquial"):
-        assert np.mean(contains_all[level]) < 0.3, level
+        assert stats[level].share_all_words_in_title < 0.3, level
+    assert stats["problem"].share_any_word_in_title < 0.3
+    assert stats["specific"].share_any_word_in_title > 0.9
 
 
 def test_stuffed_titles_fool_words_not_the_oracle(small_synth_dir):
@@ -218,3 +213,18 @@ def test_stuffed_titles_fool_words_not_the_oracle(small_synth_dir):
                 fooled_grades.append(int(oracle.grade(query, [oracle.item_ids[i]])[0]))
     assert len(fooled_grades) >= 5  # the stuffing does catch queries lexically
     assert max(fooled_grades) <= 1
+
+
+def test_cli_synth_writes_a_loadable_directory(tmp_path, capsys):
+    from data_prep.__main__ import main
+
+    assert (
+        main(["synth", "--items", "800", "--queries", "60", "--seed", "2", "--out", str(tmp_path), "--quiet"])
+        == 0
+    )
+    assert "800 items, 60 queries" in capsys.readouterr().out
+    ds = formats.load_dataset(tmp_path)
+    oracle = synth.Oracle.load(tmp_path)
+    anchors_in_log = [q for q in synth.ANCHOR_QUERIES if q in oracle.query_to_intent]
+    assert "sleep improvement" in anchors_in_log  # anchors whose targets have no listing are left out
+    assert ds.queries.num_rows == 60

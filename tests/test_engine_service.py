@@ -158,3 +158,36 @@ def test_client_retries_until_the_service_comes_up(engine_catalog_index):
         for s in servers:
             s.shutdown()
             s.server_close()
+
+
+def test_relevance_through_the_service_equals_the_local_model(small_index, small_relevance_dir, small_relevance):
+    server, _ = make_server(small_index, port=0, relevance_dir=small_relevance_dir)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = SearchClient(f"http://127.0.0.1:{server.server_address[1]}")
+        assert client.health()["relevance"]
+        queries = ["wireless mouse", "laptop"]
+        results = client.search_many(queries, k=5)
+        id_lists = [r.item_ids for r in results]
+        remote = client.relevance_many(queries, id_lists)
+        local = small_relevance.score_many(queries, id_lists)
+        for a, b in zip(remote, local, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+        np.testing.assert_allclose(client.relevance(queries[0], id_lists[0]), local[0], rtol=1e-6)
+        with pytest.raises(SearchRequestError, match="not in the relevance model"):
+            client.relevance("laptop", ["no-such-item"])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_small_synthetic_index(small_engine, small_synth_dir):
+    import pyarrow.parquet as pq
+
+    queries = pq.read_table(small_synth_dir / "queries.parquet").column("query").to_pylist()[:200]
+    results = small_engine.search_many(queries, k=10)
+    assert sum(r.recall_size > 0 for r in results) > len(queries) // 2  # most logged queries find something
+    for q, r in zip(queries, results, strict=True):
+        assert len(r.item_ids) == min(10, r.recall_size)
+        assert np.all(np.diff(r.scores) <= 0)
+        assert small_engine.recall_size([q]) == r.recall_size

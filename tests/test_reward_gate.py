@@ -113,6 +113,8 @@ CASES = [
     (answer({"expansion": ["mouse for the wrist"]}), "unsupported_term"),
     # stop words need no vocabulary entry
     (answer({"expansion": ["mouse with a trackball"]}), "ok"),
+    # a JSON escape that decodes to a lone surrogate: not text any engine could receive
+    (answer('{"expansion": ["mouse \\ud800"]}'), "invalid_unicode"),
     # unicode attribute value that the catalog has
     (answer({"expansion": ["café mouse"]}), "ok"),
     # tags inside the think block content (a nested answer) count as a second answer
@@ -185,7 +187,15 @@ def test_gate_never_raises_on_any_text(text, query):
     assert result.reason in REASONS
 
 
-_ITEM = st.one_of(st.text(max_size=50), st.integers(), st.none(), st.lists(st.text(max_size=5), max_size=2))
+_ITEM = st.one_of(
+    st.text(max_size=50),
+    st.text(
+        st.characters(categories=["Cs", "Ll", "Zs"]), max_size=10
+    ),  # lone surrogates, as JSON escapes decode
+    st.integers(),
+    st.none(),
+    st.lists(st.text(max_size=5), max_size=2),
+)
 
 
 @settings(max_examples=300, deadline=None)

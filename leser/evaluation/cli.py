@@ -18,7 +18,7 @@ from leser.evaluation.systems import (
     EvalQuery,
     ModelSystem,
     NoExpansion,
-    few_shot_examples,
+    few_shot_from_rules,
 )
 
 logger = logging.getLogger("leser.evaluation")
@@ -49,7 +49,9 @@ def load_queries(split: Path | None, dataset, limit: int | None) -> list[EvalQue
                 if key not in row:
                     raise ValueError(f"{split}:{line_no}: missing field '{key}'")
             if row["messages"][-1]["role"] != "user":
-                raise ValueError(f"{split}:{line_no}: field 'messages' must end with the user prompt (eval rows)")
+                raise ValueError(
+                    f"{split}:{line_no}: field 'messages' must end with the user prompt (eval rows)"
+                )
             rows.append(EvalQuery(row["query"], row["messages"]))
     if not rows:
         raise ValueError(f"{split}: no rows")
@@ -57,13 +59,16 @@ def load_queries(split: Path | None, dataset, limit: int | None) -> list[EvalQue
 
 
 class EngineVocabulary:
-    """`term in vocabulary` backed by the index (what the gate's unsupported-attribute check needs)."""
+    """`word in vocabulary`: the engine's `vocabulary_contains`, cached (models repeat the same attribute words)."""
 
     def __init__(self, engine):
         self.engine = engine
+        self.known: dict[str, bool] = {}
 
-    def __contains__(self, term: str) -> bool:
-        return self.engine.vocabulary_contains(term)
+    def __contains__(self, word: str) -> bool:
+        if word not in self.known:
+            self.known[word] = bool(self.engine.vocabulary_contains(word))
+        return self.known[word]
 
 
 class Resources:
@@ -75,7 +80,7 @@ class Resources:
         self.args, self.engine, self.dataset, self.queries = args, engine, dataset, queries
         rules = Rules.load(args.rules)
         vocabulary = EngineVocabulary(engine)
-        self.gate = lambda text, query: check_completion(text, query, rules, vocabulary, engine.analyzer.analyze)
+        self.gate = lambda text, query: check_completion(text, query, rules, vocabulary, engine.analyzer)
 
     def prompt_for(self, q: EvalQuery) -> list[dict]:
         if q.messages is not None:
@@ -106,14 +111,19 @@ def build_system(spec: str, res: Resources):
         return RulesSystem(res.engine, res.gate, res.dataset.catalog)
     if kind in ("fewshot", "sft", "leser"):
         if not arg:
-            raise ValueError(f"system {spec!r}: give a model folder, e.g. {kind}:models/smollm2-135m-instruct")
+            raise ValueError(
+                f"system {spec!r}: give a model folder, e.g. {kind}:models/smollm2-135m-instruct"
+            )
         from leser.generation import load_generator
 
         generator = load_generator(arg, res.args.backend, res.args.batch_size)
         few_shot = None
         if kind == "fewshot":
-            examples = res.args.fewshot_examples or res.args.split.parent / "sft.jsonl"
-            few_shot = few_shot_examples(examples, {q.query for q in res.queries})
+            from leser.evaluation.teacher_system import RulesSystem
+
+            teacher = RulesSystem(res.engine, res.gate, res.dataset.catalog).teacher
+            log = res.dataset.queries.column("query").to_pylist()
+            few_shot = few_shot_from_rules(res.engine, teacher, log, {q.query for q in res.queries})
         return ModelSystem(spec, arg, generator, res.sampling(), res.gate, res.prompt_for, few_shot)
     if kind == "openai":
         from leser.evaluation.teacher_system import OpenAISystem
@@ -128,8 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Offline evaluation of query expansion (the LESER paper's Table 2 protocol plus true-relevance "
         "metrics): writes results.md, results.json, results.png and generations/*.jsonl to --out.",
     )
-    p.add_argument("--dataset", type=Path, required=True, help="dataset directory (catalog, queries, judgments)")
-    p.add_argument("--index", required=True, help="index directory, or http://host:port of `search_sim serve`")
+    p.add_argument(
+        "--dataset", type=Path, required=True, help="dataset directory (catalog, queries, judgments)"
+    )
+    p.add_argument(
+        "--index", required=True, help="index directory, or http://host:port of `search_sim serve`"
+    )
     p.add_argument("--relevance", type=Path, required=True, help="relevance model directory")
     p.add_argument("--split", type=Path, help="eval split JSONL (messages + query); default: the query log")
     p.add_argument("--systems", default="none,rm3,ebqe,rules", help=SYSTEMS_HELP)
@@ -142,11 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
     p.add_argument("--seed", type=int, default=0, help="run r samples with seed + r")
     p.add_argument("--rules", type=Path, default=Path("configs/rules.yaml"), help="gate rules YAML")
-    p.add_argument("--fewshot-examples", type=Path, help="SFT JSONL for few-shot examples (default: sft.jsonl "
-                   "next to --split)")
     p.add_argument("--top-k", type=int, default=100, help="AvgRel depth of the merged ranking (paper: 100)")
     p.add_argument("--merge-policy", default="rrf", help="fusion of the rankings of q and its expansions")
-    p.add_argument("--new-items-depth", type=int, default=2000, help="recall depth searched for new relevant items")
+    p.add_argument(
+        "--new-items-depth", type=int, default=2000, help="recall depth searched for new relevant items"
+    )
     return p
 
 
@@ -169,8 +183,15 @@ def main(argv: list[str] | None = None) -> None:
     else:
         judge = JudgmentsJudge(dataset.judgments, dataset.manifest.get("source", "dataset"))
     queries = load_queries(args.split, dataset, args.limit)
-    ctx = EvalContext(engine, relevance, judge, queries, top_k=args.top_k, merge_policy=args.merge_policy,
-                      new_items_depth=args.new_items_depth)
+    ctx = EvalContext(
+        engine,
+        relevance,
+        judge,
+        queries,
+        top_k=args.top_k,
+        merge_policy=args.merge_policy,
+        new_items_depth=args.new_items_depth,
+    )
     res = Resources(args, engine, dataset, queries)
     writer = GenerationsWriter(args.out)
     reports, timings = [], {}

@@ -36,7 +36,11 @@ class OracleJudge:
         self._ideal: dict[str, np.ndarray] = {}
 
     def grades(self, query: str, item_ids: list[str]) -> np.ndarray:
-        return np.asarray(self.oracle.grade(query, list(item_ids)), dtype=np.int64) if item_ids else np.zeros(0, int)
+        return (
+            np.asarray(self.oracle.grade(query, list(item_ids)), dtype=np.int64)
+            if item_ids
+            else np.zeros(0, int)
+        )
 
     def ideal(self, query: str, k: int) -> np.ndarray:
         if query not in self._ideal:
@@ -134,7 +138,11 @@ def score_rankings(ctx: EvalContext, query_sets: list[list[str]], desc: str) -> 
         grades = ctx.judge.grades(y[0], ids)
         ndcg = metrics.ndcg_at_k(grades, ctx.judge.ideal(y[0], ctx.ndcg_k), ctx.ndcg_k)
         acc, _ = metrics.pairwise_accuracy(rel, grades)
-        out.append(RankingScore(recall, ids, metrics.average_relevance(rel), ndcg, acc, metrics.spearman(rel, grades)))
+        out.append(
+            RankingScore(
+                recall, ids, metrics.average_relevance(rel), ndcg, acc, metrics.spearman(rel, grades)
+            )
+        )
     return out
 
 

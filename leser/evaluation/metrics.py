@@ -37,7 +37,9 @@ def retrieval_gain(recall_orig: int, recall_union: int) -> int:
     Example: retrieval_gain(120, 150) == 30.
     """
     if recall_union < recall_orig:
-        raise ValueError(f"union recall {recall_union} < original recall {recall_orig}: R_orig must be in R_exp")
+        raise ValueError(
+            f"union recall {recall_union} < original recall {recall_orig}: R_orig must be in R_exp"
+        )
     return recall_union - recall_orig
 
 
@@ -76,7 +78,9 @@ def dcg(grades: Sequence[int] | np.ndarray, k: int) -> float:
     return float(np.sum((np.power(2.0, top) - 1.0) / discounts))
 
 
-def ndcg_at_k(ranked_grades: Sequence[int] | np.ndarray, ideal_grades: Sequence[int] | np.ndarray, k: int = 10) -> float:
+def ndcg_at_k(
+    ranked_grades: Sequence[int] | np.ndarray, ideal_grades: Sequence[int] | np.ndarray, k: int = 10
+) -> float:
     """NDCG@k = DCG@k(ranking) / DCG@k(ideal), the ideal being the k best grades known for the query.
 
     Args:
@@ -114,7 +118,9 @@ def rate(flags: Sequence[bool] | np.ndarray) -> float:
     return float(100.0 * array.mean()) if array.size else math.nan
 
 
-def pairwise_accuracy(scores: Sequence[float] | np.ndarray, grades: Sequence[int] | np.ndarray) -> tuple[float, int]:
+def pairwise_accuracy(
+    scores: Sequence[float] | np.ndarray, grades: Sequence[int] | np.ndarray
+) -> tuple[float, int]:
     """Share of item pairs with different true grades that the scores order the same way (ties count 1/2).
 
     acc = (|{(i, j) : g_i > g_j, s_i > s_j}| + 0.5 * |{(i, j) : g_i > g_j, s_i = s_j}|) / |{(i, j) : g_i > g_j}|

@@ -86,7 +86,9 @@ def write_chart(path: Path, reports: list[SystemReport], title: str) -> None:
     left.legend()
     left.set_title("Paper protocol (Table 2)")
     d_ndcg = [r.aggregate["d_ndcg10"].mean for r in reports]
-    right.bar(x, d_ndcg, 0.5, yerr=[r.aggregate["d_ndcg10"].std for r in reports], capsize=3, color="tab:green")
+    right.bar(
+        x, d_ndcg, 0.5, yerr=[r.aggregate["d_ndcg10"].std for r in reports], capsize=3, color="tab:green"
+    )
     right.axhline(0, color="black", linewidth=0.8)
     right.set_xticks(x, names, rotation=25, ha="right")
     right.set_ylabel("NDCG@10 change vs no expansion")

@@ -8,7 +8,6 @@ model-free systems produce their expansion lists directly and are deterministic 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections import Counter, defaultdict
@@ -24,7 +23,9 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EvalQuery:
     query: str
-    messages: list[dict] | None  # system + user prompt from the split; None: built from the engine when needed
+    messages: (
+        list[dict] | None
+    )  # system + user prompt from the split; None: built from the engine when needed
 
 
 class Expansion(NamedTuple):
@@ -133,7 +134,11 @@ class RM3:
         ids = self.engine.term_ids(terms)  # analyzed terms straight to index ids: no second analysis pass
         doc_freq = {t: int(self.engine.term_df[i]) if i >= 0 else 0 for t, i in zip(terms, ids, strict=True)}
         weights = rm3_term_weights(
-            feedback_terms, np.asarray(result.scores), set(analyzer.analyze(query)), doc_freq, self.engine.num_items
+            feedback_terms,
+            np.asarray(result.scores),
+            set(analyzer.analyze(query)),
+            doc_freq,
+            self.engine.num_items,
         )
         return [f"{query} {surface[t].most_common(1)[0][0]}" for t, _ in weights[: self.fb_terms]]
 
@@ -171,7 +176,9 @@ class EBQE:
         self.analyzer, self.top_n, self.min_cosine = analyzer, top_n, min_cosine
         start = time.perf_counter()
         self.log_embeddings = self.encode(self.logged)
-        logger.info("ebqe: embedded %d logged queries in %.1f s", len(self.logged), time.perf_counter() - start)
+        logger.info(
+            "ebqe: embedded %d logged queries in %.1f s", len(self.logged), time.perf_counter() - start
+        )
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
@@ -223,41 +230,36 @@ class ModelSystem:
         out = []
         for q, text in zip(queries, result.texts, strict=True):
             verdict = self.gate(text, q.query)
-            out.append(Expansion(list(verdict.expansions) if verdict.valid else [], text, verdict.valid, verdict.reason))
+            out.append(
+                Expansion(
+                    list(verdict.expansions) if verdict.valid else [], text, verdict.valid, verdict.reason
+                )
+            )
         return SystemOutput(out, result.seconds)
 
 
-def _answer_expansions(completion: str) -> list:
-    import json
-    import re
-
-    match = re.search(r"<answer>(.*)</answer>", completion, re.DOTALL)
-    return json.loads(match.group(1))["expansion"] if match else []
-
-
-def few_shot_examples(sft_path: str | Path, exclude: set[str], n: int = 3) -> list[dict]:
-    """`n` in-context examples (user prompt + teacher answer pairs) from an SFT split: one abstention (empty
-    expansion list) and the rest with expansions, skipping evaluation queries. Raises ValueError if too few."""
-    import json
+def few_shot_from_rules(
+    engine, teacher, candidates: list[str], exclude: set[str], n: int = 3, n_items: int = 3
+):
+    """`n` in-context examples (user prompt from the shared builder + the rules teacher's completion) for queries
+    of the log outside the evaluation set: the first abstention (empty list) and the first `n - 1` expansions.
+    Each example shows only `n_items` context items, so the few-shot prompt stays short on CPU."""
+    from data_prep.prompts import build_messages
 
     abstain, expand = [], []
-    with open(sft_path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            row = json.loads(line)
-            if row["query"] in exclude:
-                continue
-            messages = row["messages"]
-            if messages[-1]["role"] != "assistant":
-                raise ValueError(f"{sft_path}:{line_no}: field 'messages' must end with the assistant answer")
-            pair = [m for m in messages if m["role"] in ("user", "assistant")][-2:]
-            (expand if _answer_expansions(messages[-1]["content"]) else abstain).append(pair)
-            if len(abstain) >= 1 and len(expand) >= n - 1:
-                break
-    examples = (abstain[:1] + expand)[:n]
-    if len(examples) < n:
-        raise ValueError(f"{sft_path}: found only {len(examples)} usable few-shot examples, need {n}")
-    return [m for pair in examples for m in pair]
-
-
-def nan_if_empty(values: list[float]) -> float:
-    return float(np.mean(values)) if values else math.nan
+    for query in candidates:
+        if query in exclude:
+            continue
+        items = engine.items(list(engine.search(query, k=n_items).item_ids))
+        if not items:
+            continue
+        output = teacher.teach(query, items)
+        user = build_messages(query, items)[-1]
+        (expand if output.expansions else abstain).append(
+            [user, {"role": "assistant", "content": output.completion}]
+        )
+        if abstain and len(expand) >= n - 1:
+            return [m for pair in abstain[:1] + expand[: n - 1] for m in pair]
+    raise ValueError(
+        f"few-shot: found {len(abstain)} abstentions and {len(expand)} expansions among the candidates"
+    )

@@ -23,7 +23,9 @@ def gated(gate, queries: list[EvalQuery], completions: list[str | None]) -> list
             out.append(Expansion([], None, False, "teacher_failed"))
             continue
         verdict = gate(text, q.query)
-        out.append(Expansion(list(verdict.expansions) if verdict.valid else [], text, verdict.valid, verdict.reason))
+        out.append(
+            Expansion(list(verdict.expansions) if verdict.valid else [], text, verdict.valid, verdict.reason)
+        )
     return out
 
 
@@ -48,7 +50,9 @@ class RulesSystem:
 
     def expand(self, queries: list[EvalQuery], run: int) -> SystemOutput:
         start = time.perf_counter()
-        completions = self.teacher.complete_many([q.query for q in queries], context_items(self.engine, queries))
+        completions = self.teacher.complete_many(
+            [q.query for q in queries], context_items(self.engine, queries)
+        )
         return SystemOutput(gated(self.gate, queries, completions), time.perf_counter() - start)
 
 
@@ -63,7 +67,9 @@ class OpenAISystem:
 
         self.engine, self.gate = engine, gate
         self.teachers = {}
-        self.make = lambda run: OpenAITeacher.from_env(out / f"openai_cache_run{run}.jsonl", temperature=temperature)
+        self.make = lambda run: OpenAITeacher.from_env(
+            out / f"openai_cache_run{run}.jsonl", temperature=temperature
+        )
         self.backbone = self.make(0).model
 
     def expand(self, queries: list[EvalQuery], run: int) -> SystemOutput:

@@ -33,6 +33,7 @@ _HASH_MASK = (1 << _HASH_BITS) - 1
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"bm25_{f}" for f in TERM_FIELDS),
     *(f"cover_{f}" for f in TERM_FIELDS),
+    *(f"bm25n_{f}" for f in TERM_FIELDS),
     "idf_cover_all",
     "max_idf_missing_all",
     "title_bigram_share",
@@ -472,7 +473,15 @@ def featurise(
         norm = BM25_K1 * (1.0 - BM25_B + BM25_B * lengths[entry_row] / avg_len)
         idf = catalog.idf[field][entry_term]
         contribution = idf * tf * (BM25_K1 + 1.0) / (tf + norm)
-        out[:, col[f"bm25_{field}"]] = np.bincount(entry_pair, contribution, minlength=n_pairs)
+        bm25 = np.bincount(entry_pair, contribution, minlength=n_pairs)
+        out[:, col[f"bm25_{field}"]] = bm25
+        # normalised by the query's ceiling sum_t idf_f(t) * (k1 + 1) (tf -> infinity): comparable across queries,
+        # which a pointwise model needs (raw BM25 grows with the query's length and rarity)
+        field_idf = catalog.idf[field]
+        ceiling = np.asarray(
+            [float(field_idf[p.term_ids[p.term_ids >= 0]].sum()) * (BM25_K1 + 1.0) for p in parsed]
+        )[pair_query]
+        out[:, col[f"bm25n_{field}"]] = bm25 / np.maximum(ceiling, 1e-6)
         hits = np.bincount(entry_pair, found.astype(np.float64), minlength=n_pairs)
         out[:, col[f"cover_{field}"]] = hits / safe_terms
         if field == "all":
