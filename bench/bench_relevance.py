@@ -33,20 +33,18 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def dataset(args, work: Path) -> tuple[Path, Path]:
-    """(dataset dir, index dir): artifacts/synth when it and its index exist (full run), else generated."""
+    """(dataset dir, index dir): artifacts/synth when present (full run), else generated; the index is always
+    built fresh into ``work`` so that the benchmark runs whatever the state of artifacts/."""
     from data_prep import synth
     from search_sim.index import build_index
 
     default = ROOT / "artifacts" / "synth"
-    if (
-        not args.quick
-        and (default / "manifest.json").exists()
-        and (default / "index" / "manifest.json").exists()
-    ):
-        return default, default / "index"
-    n_items, n_queries = (3000, 300) if args.quick else (20000, 2000)
-    data = work / "synth"
-    synth.generate(n_items=n_items, n_queries=n_queries, seed=7, out=data, progress=False)
+    if not args.quick and (default / "manifest.json").exists():
+        data = default
+    else:
+        n_items, n_queries = (3000, 300) if args.quick else (20000, 2000)
+        data = work / "synth"
+        synth.generate(n_items=n_items, n_queries=n_queries, seed=7, out=data, progress=False)
     build_index(data, work / "index")
     return data, work / "index"
 

@@ -63,12 +63,33 @@ def _item_pairs(item: dict) -> list[tuple[str, str]]:
     return [(name, value.strip()) for name, value in pairs if value and value.strip()]
 
 
+_NEGATIONS = frozenset({"without", "no", "not", "non", "never"})
+
+
+def _relaxation_units(query: str, analyze: Analyzer) -> list[str]:
+    """Content words of the query; a negation and the word after it stay one unit ("without mugs"), so that
+    relaxing never turns "dinnerware without mugs" into "dinnerware mugs"."""
+    units: list[str] = []
+    words = query.split()
+    i = 0
+    while i < len(words):
+        if words[i].lower() in _NEGATIONS and i + 1 < len(words):
+            units.append(f"{words[i]} {words[i + 1]}")
+            i += 2
+            continue
+        if analyze(words[i]):
+            units.append(words[i])
+        i += 1
+    return units
+
+
 @dataclass(frozen=True)
 class RulesTeacher:
     """Attribute pseudo-relevance feedback over the engine's top items for the query.
 
-    1. Specific query -> empty list: the query contains a model/part identifier, or it already names the values of
-       at least `specific_min_named_attributes` attributes that the top items share (brand + product line, ...).
+    0. Too few results (< `min_context_items`): query relaxation (`_relax`), when `recall_sizes` is given.
+    1. Specific query -> empty list: the query contains a model/part identifier, or it already contains the values
+       (as seen on some context item) of at least `specific_min_named_attributes` attributes (brand + colour, ...).
     2. Splitting attributes: attributes the query does not fix and whose values split the context items into at
        least two groups; ranked by coverage x normalised entropy of the value distribution.
     3. Expansions: the query plus the values of one attribute combination (single attributes and pairs of the top
@@ -148,11 +169,12 @@ class RulesTeacher:
 
         Works on the content words (those the analyzer keeps). Candidates keep all of them but one; for four or
         more, also all but two; for five or more, also any two. The engine must find more items for a candidate
-        than for the raw query. Candidates that keep the last content word (usually the product noun) come first,
-        then longer ones; a single word is proposed only when it is that last word. At most `max_expansions`;
+        than for the raw query. Candidates that keep the last content word that is not negated (usually the product
+        noun) come first,
+        then longer ones; a single word is proposed only when it is that word. At most `max_expansions`;
         None when relaxation is off (no `recall_sizes`) or nothing helps.
         """
-        words = [w for w in query.split() if analyze(w)]
+        words = _relaxation_units(query, analyze)
         n = len(words)
         if self.recall_sizes is None or n < 2:
             return None
@@ -163,8 +185,10 @@ class RulesTeacher:
             ]
         if n >= 5:
             keeps += [(i, j) for i in range(n) for j in range(i + 1, n)]
-        keeps = [keep for keep in keeps if len(keep) > 1 or keep == (n - 1,)]
-        keeps.sort(key=lambda keep: (n - 1 not in keep, -len(keep)))
+        # The product noun: the last unit that is not a negation ("mouse" in "wireless mouse without cable").
+        head = max((k for k in range(n) if words[k].split()[0].lower() not in _NEGATIONS), default=n - 1)
+        keeps = [keep for keep in keeps if len(keep) > 1 or keep == (head,)]
+        keeps.sort(key=lambda keep: (head not in keep, -len(keep)))
         seen = {tuple(sorted(analyze(query)))}
         candidates, dropped = [], []
         for keep in keeps:

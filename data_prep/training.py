@@ -221,7 +221,9 @@ def build_splits(
 
     # SFT candidates: teacher, then gate + reward, appended to the work file batch by batch (resumable).
     sft_contexts, sft_messages = prompts_for(splits["sft"], "sft")
-    fingerprint = _inputs_fingerprint(teacher_name, settings, index_dir, relevance_dir, profile, tokenizer_dir)
+    fingerprint = _inputs_fingerprint(
+        teacher_name, settings, index_dir, relevance_dir, profile, tokenizer_dir
+    )
     scored_path = work_dir / f"scored.{teacher_name}.{fingerprint}.jsonl"
     scored = _load_scored(scored_path)
     teacher = make_teacher(

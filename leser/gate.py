@@ -1,24 +1,24 @@
 """Validation gate of the LESER reward (paper Sec. 3.3: "reward 0 for any structurally invalid output").
 
-A completion is valid when all of these hold, checked in this order (the first failure is the reason):
+A completion is valid when all of these hold, checked in this order (the first failure is the reason code):
 
+0. The whole completion has at most ``max_completion_chars`` characters (``too_long_completion``).
 1. Layout: exactly one ``<think>...</think>`` followed by exactly one ``<answer>...</answer>``. Whitespace
-   (``str.isspace``) is tolerated before ``<think>``, between ``</think>`` and ``<answer>`` and after
-   ``</answer>``; any other text outside the two blocks is rejected. Tags are case-sensitive and take no
-   attributes. The think block may hold anything except the four tags.
-2. The answer block, stripped of surrounding whitespace, is one JSON object whose only key is ``"expansion"``
-   (extra keys are rejected unless ``allow_extra_keys``), holding a list of strings.
-3. Each expansion, after NFKC normalisation and stripping, is non-empty, at most ``max_chars`` characters and
-   ``max_tokens`` analyzer tokens, differs from the query and from every earlier expansion after normalisation
-   (same multiset of analyzer tokens: a bag-of-words engine returns the same items for both), contains no
-   blocked term (whole analyzer tokens, or a token sequence for multi-word terms) and matches no blocked regex
-   pattern (searched case-insensitively in the NFKC form).
-4. At most ``max_expansions`` expansions. An empty list is valid: it means "already specific, do not expand".
-5. Supported attributes: every word of an expansion (a surface token of ``Analyzer.tokenize``; stop words are
-   skipped) whose index terms are not all among the query's terms must be known to the catalog:
-   ``word in vocabulary``, which for the engine is ``engine.vocabulary_contains(word)`` (the word analyses to
-   terms that all occur in the index). A word the catalog has never seen cannot match any item, so it can only
-   be an invented attribute value ("unsupported attribute" in the paper). Runs only when a vocabulary is given.
+   (characters for which ``str.isspace()`` is true) is tolerated before ``<think>``, between ``</think>`` and
+   ``<answer>`` and after ``</answer>``; any other text outside the two blocks is rejected. Tags are
+   case-sensitive and take no attributes; the think block may hold anything except the four tags.
+2. The answer block is one JSON document (JSON whitespace around it is allowed): an object whose only key is
+   ``"expansion"`` (extra keys rejected unless ``allow_extra_keys``), holding a list of strings.
+3. At most ``max_expansions`` expansions. An empty list is valid: it means "already specific, do not expand".
+4. Each expansion, in order: no lone surrogate; after NFKC normalisation and stripping, non-empty and at most
+   ``max_chars`` characters; at least one and at most ``max_tokens`` analyzer terms; not the query nor an earlier
+   expansion after normalisation (the same multiset of analyzer terms: a bag-of-words engine returns the same
+   items for both); no blocked term (whole analyzer terms, a term sequence for multi-word entries) and no
+   match of a blocked regex (searched case-insensitively in the NFKC form); then supported attributes:
+   every word (a surface token of ``Analyzer.tokenize``; stop words are skipped) whose terms are not all among
+   the query's terms must be known to the catalog, ``word in vocabulary``, which for the engine is
+   ``engine.vocabulary_contains(word)``. A word the catalog has never seen cannot match any item, so it can only
+   be an invented attribute value ("unsupported attribute" in the paper). Skipped when no vocabulary is given.
 
 Reasons are short stable codes (``REASONS``) so that failures can be counted.
 """

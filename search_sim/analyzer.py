@@ -17,6 +17,7 @@ loaded index always analyses queries the way it analysed the catalog.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
@@ -113,6 +114,7 @@ class Analyzer:
         # Stemming the same surface token again and again dominates index build time; the vocabulary of a
         # catalog is small compared with its token count, so a plain dict cache pays off.
         self._stem_cache: dict[str, str] = {}
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"Analyzer({self.config})"
@@ -132,12 +134,27 @@ class Analyzer:
             return tokens
         cache = self._stem_cache
         missing = [t for t in tokens if t not in cache]
-        if missing:
-            if len(cache) > 2_000_000:  # a long-running service sees endless novel tokens; bound the memory
-                cache.clear()
-            for raw, stemmed in zip(missing, self._stemmer.stemWords(missing), strict=True):
-                cache[raw] = stemmed
-        return [cache[t] for t in tokens]
+        if not missing:
+            try:
+                return [cache[t] for t in tokens]
+            except KeyError:  # another thread cleared the cache in between: stem this text afresh
+                missing = tokens
+        fresh = dict(zip(missing, self._stemmer_for_thread().stemWords(missing), strict=True))
+        if len(cache) > 2_000_000:  # a long-running service sees endless novel tokens; bound the memory
+            cache.clear()
+        cache.update(fresh)
+        return [
+            fresh[t] if t in fresh else cache.get(t) or self._stemmer_for_thread().stemWord(t) for t in tokens
+        ]
+
+    def _stemmer_for_thread(self):
+        """PyStemmer objects must not be shared between threads (the search service runs one per request)."""
+        stemmer = getattr(self._local, "stemmer", None)
+        if stemmer is None:
+            import Stemmer
+
+            stemmer = self._local.stemmer = Stemmer.Stemmer(self.config.stemmer)
+        return stemmer
 
     def analyze_many(self, texts: list[str]) -> list[list[str]]:
         return [self.analyze(t) for t in texts]
@@ -151,13 +168,19 @@ class Analyzer:
         import numpy as np
 
         joined = _SEPARATOR.join(texts)
-        if joined.count(_SEPARATOR) != max(len(texts) - 1, 0):  # a text containing the separator: split it out
+        if joined.count(_SEPARATOR) != max(
+            len(texts) - 1, 0
+        ):  # a text containing the separator: split it out
             joined = _SEPARATOR.join(t.replace(_SEPARATOR, " ") for t in texts)
         text = unicodedata.normalize("NFKC", joined).lower().translate(_DROP_APOSTROPHES)
         tokens = self._batch_re.findall(text)
         distinct = sorted(set(tokens))  # sorted: same catalog -> same term ids -> byte-identical index
-        kept = [t for t in distinct if t != _SEPARATOR and t not in self._stop and len(t) >= self.config.min_token_chars]
-        stems = self._stemmer.stemWords(kept) if self._stemmer is not None else kept
+        kept = [
+            t
+            for t in distinct
+            if t != _SEPARATOR and t not in self._stop and len(t) >= self.config.min_token_chars
+        ]
+        stems = self._stemmer_for_thread().stemWords(kept) if self._stemmer is not None else kept
         terms = sorted(set(stems))
         position = {t: i for i, t in enumerate(terms)}
         code = dict.fromkeys(distinct, -1)

@@ -55,7 +55,12 @@ class SearchEngine:
     """A loaded, read-only index. Thread-safe; open it once per process with :meth:`load`."""
 
     def __init__(
-        self, index_dir: Path, manifest: dict, arrays: dict[str, np.ndarray], backend: str = "auto", cache_mb: float = 64
+        self,
+        index_dir: Path,
+        manifest: dict,
+        arrays: dict[str, np.ndarray],
+        backend: str = "auto",
+        cache_mb: float = 64,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -80,6 +85,11 @@ class SearchEngine:
         self._id_hash, self._id_order = a["id_hash_sorted"], a["id_hash_order"]
         self._items_table = None  # catalog as Arrow, memory-mapped on first use of items()
         self.doc_len = a["doc_len"]
+        self._dense_slot, self._dense_words, self._dense_rank = (
+            a["dense_slot"],
+            a["dense_words"],
+            a["dense_rank"],
+        )
         self.num_items = len(self._ids_offsets) - 1
         self.num_terms = len(self._indptr) - 1
         self._term_cache: dict[str, int] = {}
@@ -92,7 +102,11 @@ class SearchEngine:
 
     @classmethod
     def load(
-        cls, index_dir: str | os.PathLike, verify_checksums: bool = True, backend: str = "auto", cache_mb: float = 64
+        cls,
+        index_dir: str | os.PathLike,
+        verify_checksums: bool = True,
+        backend: str = "auto",
+        cache_mb: float = 64,
     ) -> SearchEngine:
         """Open an index directory (memory-mapped). Raises ``IndexCorruptError`` for a missing, partial, corrupt
         or version-mismatched index. ``backend``: "numba" (compiled matching), "numpy", or "auto" (numba when
@@ -115,23 +129,27 @@ class SearchEngine:
 
     def term_ids(self, terms: list[str]) -> np.ndarray:
         """Term id of each analysed term, -1 when the index does not contain it."""
-        out = np.full(len(terms), -1, dtype=np.int64)
+        out = np.empty(len(terms), dtype=np.int64)
         cache = self._term_cache
-        todo = [i for i, t in enumerate(terms) if t not in cache]
+        todo = []
+        for i, t in enumerate(terms):
+            tid = cache.get(t)
+            if tid is None:
+                todo.append(i)
+            else:
+                out[i] = tid
         if todo:
             hashes = stable_hash64([terms[i] for i in todo])
             pos = np.searchsorted(self._term_hash, hashes)
+            if len(cache) > 1_000_000:  # bound the memory of a long-running service
+                cache.clear()
             for i, p, h in zip(todo, pos, hashes, strict=True):
                 tid = -1
                 if p < len(self._term_hash) and self._term_hash[p] == h:
                     candidate = int(self._term_order[p])
                     if self._term_text(candidate) == terms[i]:
                         tid = candidate
-                if len(cache) > 1_000_000:
-                    cache.clear()
-                cache[terms[i]] = tid
-        for i, t in enumerate(terms):
-            out[i] = cache[t]
+                cache[terms[i]] = out[i] = tid
         return out
 
     def vocabulary_contains(self, text: str) -> bool:
@@ -243,7 +261,9 @@ class SearchEngine:
         n_seeds = n_terms - required + 1 - n_missing  # >= 1 because len(found) >= required
         by_rarity = sorted(range(len(spans)), key=lambda j: spans[j][1] - spans[j][0])
         if self.backend == "numba":
-            return self._match_compiled(tids[found], [spans[j] for j in by_rarity], by_rarity, n_seeds, required)
+            return self._match_compiled(
+                tids[found], [spans[j] for j in by_rarity], by_rarity, n_seeds, required
+            )
         seeds = by_rarity[:n_seeds]
         if n_seeds == 1:
             lo, hi, _ = spans[seeds[0]]
@@ -282,7 +302,18 @@ class SearchEngine:
         out_docs = np.empty(bound, dtype=np.int64)
         out_scores = np.empty(bound, dtype=np.float64)
         n = kernels.compiled("match_postings")(
-            self._indptr, self._docs, self._impacts, term_ids, weights, n_seeds, required, out_docs, out_scores
+            self._indptr,
+            self._docs,
+            self._impacts,
+            term_ids,
+            weights,
+            self._dense_slot[term_ids],
+            self._dense_words,
+            self._dense_rank,
+            n_seeds,
+            required,
+            out_docs,
+            out_scores,
         )
         return out_docs[:n], out_scores[:n]
 

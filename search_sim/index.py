@@ -16,6 +16,7 @@ open the same index share its pages through the OS page cache instead of each ho
 ``id_hash_sorted.npy`` / ``id_hash_order.npy``       item id lookup (id -> item index)
 ``items.arrow``               the catalog as an uncompressed Arrow IPC file, memory-mapped by ``items()``
 ``doc_len.npy``               float32 [n_items]: field-weighted document length
+``dense_slot/words/rank.npy`` bitsets + rank tables of terms in >= 1/16 of the items (see ``dense_bitsets``)
 ``catalog.parquet``           copy of the catalog the index was built from
 ============================  ===========================================================================
 
@@ -71,7 +72,11 @@ ARRAY_NAMES = (
     "id_hash_sorted",
     "id_hash_order",
     "doc_len",
+    "dense_slot",
+    "dense_words",
+    "dense_rank",
 )
+DENSE_FRACTION = 16  # a term in at least 1/16 of the items also gets a bitset (see dense_bitsets)
 
 
 class IndexCorruptError(RuntimeError):
@@ -187,7 +192,9 @@ class _TermCollector:
         vocab = self.vocab
         flat_parts, len_parts = [], []
         chunk = 100_000  # bounds the per-token Python strings of analyze_batch
-        for lo in tqdm(range(0, len(dictionary), chunk), desc=desc, unit="chunk", disable=len(dictionary) < 4 * chunk):
+        for lo in tqdm(
+            range(0, len(dictionary), chunk), desc=desc, unit="chunk", disable=len(dictionary) < 4 * chunk
+        ):
             terms, codes, lens_chunk = self.analyzer.analyze_batch(dictionary[lo : lo + chunk].to_pylist())
             global_ids = np.array([vocab.setdefault(t, len(vocab)) for t in terms], dtype=np.int32)
             flat_parts.append(global_ids[codes] if len(codes) else codes)
@@ -314,12 +321,12 @@ def build_index(
     ids_blob, ids_offsets = _string_blob(ids_col)
     id_hash = stable_hash64(ids_col.to_pylist())
     for name, h in (("term", term_hash), ("item_id", id_hash)):
-        if len(np.unique(h)) != len(
-            h
-        ):  # 64-bit collision among distinct strings: ~1e-8 at 1M; refuse, never guess
+        # a 64-bit collision among distinct strings (~1e-8 at 1M): refuse, never guess
+        if len(np.unique(h)) != len(h):
             raise RuntimeError(f"64-bit hash collision among {name}s; please report this catalog")
     term_order = np.argsort(term_hash, kind="stable")
     id_order = np.argsort(id_hash, kind="stable")
+    dense_slot, dense_words, dense_rank = dense_bitsets(indptr, docs, n_items)
 
     arrays = {
         "postings_indptr": indptr,
@@ -335,6 +342,9 @@ def build_index(
         "ids_offsets": ids_offsets,
         "id_hash_sorted": id_hash[id_order],
         "id_hash_order": id_order.astype(np.int32),
+        "dense_slot": dense_slot,
+        "dense_words": dense_words,
+        "dense_rank": dense_rank,
         "doc_len": doc_len.astype(np.float32),
     }
     counts = {"items": n_items, "terms": n_terms, "postings": int(len(docs))}
@@ -342,6 +352,35 @@ def build_index(
     stats = BuildStats(n_items, n_terms, int(len(docs)), time.perf_counter() - t0, index_bytes)
     log.info("built %s: %s", out, stats)
     return stats
+
+
+def dense_bitsets(
+    indptr: np.ndarray, docs: np.ndarray, n_items: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bitsets of the terms found in at least 1/DENSE_FRACTION of the items.
+
+    Returns ``slot`` (int32 per term, -1 when not dense), ``words`` (uint64 [n_dense, ceil(N / 64)], bit ``d`` set
+    when item ``d`` holds the term) and ``rank`` (int32, same shape: postings before each word). The matching
+    kernel then tests a candidate against a common term in O(1) and finds its posting at
+    ``indptr[t] + rank[w] + popcount(word below the bit)`` instead of searching a long posting list. Memory:
+    ``3N/16`` bytes per dense term, at most 75% more than the term's own posting list.
+    """
+    df = np.diff(indptr)
+    dense = np.flatnonzero(df * DENSE_FRACTION >= n_items) if n_items >= 1024 else np.zeros(0, dtype=np.int64)
+    slot = np.full(len(df), -1, dtype=np.int32)
+    slot[dense] = np.arange(len(dense), dtype=np.int32)
+    n_words = (n_items + 63) // 64
+    words = np.zeros((len(dense), n_words), dtype=np.uint64)
+    rank = np.zeros((len(dense), n_words), dtype=np.int32)
+    for i, t in enumerate(dense):
+        d = docs[indptr[t] : indptr[t + 1]].astype(np.uint64)
+        word_of = (d >> np.uint64(6)).astype(np.int64)
+        bits = np.left_shift(np.uint64(1), d & np.uint64(63))
+        starts = np.flatnonzero(np.r_[True, word_of[1:] != word_of[:-1]])
+        words[i, word_of[starts]] = np.add.reduceat(bits, starts)  # distinct bits: sum == bitwise or
+        counts = np.bitwise_count(words[i]).astype(np.int64)
+        rank[i, 1:] = np.cumsum(counts)[:-1]
+    return slot, words, rank
 
 
 def _write_arrow(table: pa.Table, path: Path) -> None:

@@ -17,12 +17,25 @@ import numpy as np
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 
-def _match_postings(indptr, docs, impacts, term_ids, term_weights, n_seeds, required, out_docs, out_scores):
+_M1 = np.uint64(0x5555555555555555)
+_M2 = np.uint64(0x3333333333333333)
+_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+_H01 = np.uint64(0x0101010101010101)
+_ONE = np.uint64(1)
+
+
+def _match_postings(
+    indptr, docs, impacts, term_ids, term_weights, dense_slots, dense_words, dense_rank, n_seeds, required,
+    out_docs, out_scores,
+):  # fmt: skip
     """Items holding at least ``required`` of the terms ``term_ids`` (rarest first); returns how many were
     written to ``out_docs`` / ``out_scores`` (their BM25 score: sum of ``term_weights[j] * impact``).
 
     Candidates are the union of the first ``n_seeds`` terms' postings, visited in item order by a k-way merge
-    of their cursors; every term's cursor gallops (exponential then binary search) to the candidate.
+    of their cursors; a candidate is dropped as soon as the remaining terms cannot reach ``required`` (terms are
+    rarest first, so the most selective tests come first). Every other term is tested against the candidate with its bitset when it has one
+    (``dense_slots[j] >= 0``: a bit test and a popcount give the posting), else its cursor gallops (exponential
+    then binary search) to the candidate.
     """
     n = len(term_ids)
     cur = np.empty(n, np.int64)
@@ -42,6 +55,22 @@ def _match_postings(indptr, docs, impacts, term_ids, term_weights, n_seeds, requ
         hits = 0
         score = 0.0
         for j in range(n):
+            if j >= n_seeds and hits + (n - j) < required:
+                break  # cannot reach `required` any more (seeds are all visited first, so their cursors moved)
+            if j >= n_seeds and dense_slots[j] >= 0:
+                slot = dense_slots[j]
+                w = d >> 6
+                word = dense_words[slot, w]
+                if (word >> np.uint64(d & 63)) & _ONE:
+                    # popcount of the bits below d (SWAR, all uint64 so numba never goes through float)
+                    x = word & ((_ONE << np.uint64(d & 63)) - _ONE)
+                    x = x - ((x >> _ONE) & _M1)
+                    x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+                    x = (((x + (x >> np.uint64(4))) & _M4) * _H01) >> np.uint64(56)
+                    p = cur[j] + dense_rank[slot, w] + np.int64(x)
+                    hits += 1
+                    score += term_weights[j] * impacts[p]
+                continue
             p = cur[j]
             e = end[j]
             if p >= e:

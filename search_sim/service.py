@@ -143,7 +143,10 @@ class SearchService:
 
     def metrics_snapshot(self) -> dict:
         e = self.engine
-        return {**self.metrics.snapshot(), "cache": {"hits": e.cache_hits, "misses": e.cache_misses, "mb": e.cache_mb}}
+        return {
+            **self.metrics.snapshot(),
+            "cache": {"hits": e.cache_hits, "misses": e.cache_misses, "mb": e.cache_mb},
+        }
 
     def health(self) -> dict:
         e = self.engine
@@ -232,7 +235,9 @@ def make_handler(service: SearchService, max_concurrency: int):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: each training rank reuses one connection
-        disable_nagle_algorithm = True  # headers and body go out in two writes; avoid the 40 ms delayed-ACK stall
+        disable_nagle_algorithm = (
+            True  # headers and body go out in two writes; avoid the 40 ms delayed-ACK stall
+        )
         server_version = "search_sim"
 
         def log_message(self, fmt, *args):  # per-request lines would swamp the training logs

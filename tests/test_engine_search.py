@@ -189,3 +189,38 @@ def test_result_cache_gives_the_same_answers(engine_catalog_index):
             assert a.item_ids == b.item_ids and a.recall_size == b.recall_size
     assert cached.cache_hits == len(QUERIES) and cached.cache_misses == len(QUERIES)
     assert cached.recall_size(QUERIES) == uncached.recall_size(QUERIES)
+
+
+def test_dense_bitsets_locate_every_posting():
+    from search_sim.index import dense_bitsets
+
+    rng = np.random.default_rng(0)
+    n_items = 5000
+    lists = [np.sort(rng.choice(n_items, size, replace=False)) for size in (10, 400, 2000, 4999)]
+    indptr = np.r_[0, np.cumsum([len(x) for x in lists])]
+    docs = np.concatenate(lists).astype(np.int32)
+    slot, words, rank = dense_bitsets(indptr, docs, n_items)
+    assert slot.tolist() == [-1, 0, 1, 2]  # df >= 5000 / 16 = 312.5
+    for t in (1, 2, 3):
+        for pos in range(indptr[t], indptr[t + 1]):
+            d = int(docs[pos])
+            word = int(words[slot[t], d >> 6])
+            assert word >> (d & 63) & 1
+            assert indptr[t] + rank[slot[t], d >> 6] + bin(word & ((1 << (d & 63)) - 1)).count("1") == pos
+        assert int(np.bitwise_count(words[slot[t]]).sum()) == indptr[t + 1] - indptr[t]
+
+
+@pytest.mark.parametrize("msm", ["3<75%", "1", "-1"])
+def test_backends_agree_on_a_synthetic_catalog(small_index, small_synth_dir, msm):
+    import pyarrow.parquet as pq
+
+    # 3000 items: common terms have bitsets, so this covers the numba kernel's bitset path against numpy
+    numba_engine = SearchEngine.load(small_index, backend="numba", cache_mb=0)
+    numpy_engine = SearchEngine.load(small_index, backend="numpy", cache_mb=0)
+    assert (numba_engine._dense_slot >= 0).sum() > 10
+    queries = pq.read_table(small_synth_dir / "queries.parquet").column("query").to_pylist()[:150]
+    for q in queries + ["new black", "black white blue"]:
+        a, b = numba_engine.match(q, msm), numpy_engine.match(q, msm)
+        order_a, order_b = np.argsort(a[0]), np.argsort(b[0])
+        np.testing.assert_array_equal(a[0][order_a], b[0][order_b])
+        np.testing.assert_allclose(a[1][order_a], b[1][order_b], rtol=1e-9)

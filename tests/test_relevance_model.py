@@ -161,7 +161,9 @@ def test_index_of_another_catalog_is_refused(small_synth_dir, tmp_path):
     pq.write_table(table.slice(0, table.num_rows - 1), other / "catalog.parquet")  # one listing fewer
     build_index(other, tmp_path / "other_index")
     with pytest.raises(SchemaMismatchError, match="built from another catalog"):
-        train(small_synth_dir, small_synth_dir / "judgments.parquet", tmp_path / "other_index", tmp_path / "m")
+        train(
+            small_synth_dir, small_synth_dir / "judgments.parquet", tmp_path / "other_index", tmp_path / "m"
+        )
 
 
 def test_grade_out_of_range_names_the_line(small_synth_dir, small_index, tmp_path):

@@ -92,18 +92,18 @@ def test_swift_grpo_two_steps_logs_a_finite_leser_reward(
         "--reward_funcs", *NAMES, "--reward_weights", "1", "0", "0", "0", "0",
         "--dataset", str(dataset), "--use_vllm", "false", "--tuner_type", "full", "--torch_dtype", "float32",
         "--max_steps", "2", "--per_device_train_batch_size", "2", "--num_generations", "2",
-        "--max_completion_length", "24", "--max_length", "1024", "--temperature", "1.0",
+        "--max_completion_length", "16", "--beta", "0", "--max_length", "1024", "--temperature", "1.0",
         "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none",
         "--dataloader_num_workers", "0", "--dataset_num_proc", "1", "--output_dir", str(out),
     ]  # fmt: skip
+    # beta 0: no reference model to load; 16 new tokens: the step count, not the answer, is what is tested here
     env = {**os.environ, "LESER_CONFIG": str(tiny_config), "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [log] = out.glob("*/logging.jsonl")
-    steps = [
-        json.loads(line) for line in log.read_text().splitlines() if '"rewards/leser_reward/mean"' in line
-    ]
-    assert len(steps) == 2
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    steps = [r for r in records if "rewards/leser_reward/mean" in r]
+    assert [r["global_step/max_steps"] for r in steps] == ["1/2", "2/2"]
     for step in steps:
         assert math.isfinite(step["rewards/leser_reward/mean"])
         assert 0.0 <= step["rewards/leser_format/mean"] <= 1.0

@@ -73,6 +73,7 @@ def test_truncation_drops_whole_items_only(max_prompt_tokens, max_context_items)
         assert sum(count_tokens(m["content"]) for m in bigger) > max_prompt_tokens - 16
 
 
+@pytest.mark.slow
 def test_truncation_with_a_real_tokenizer_counts_tokens(base_model_dir):
     from transformers import AutoTokenizer
 

@@ -166,3 +166,66 @@ def test_openai_teacher_gives_up_after_retries(tmp_path):
         "http://127.0.0.1:9/v1", "m", None, tmp_path / "c.jsonl", max_retries=1, backoff_s=0.01
     )
     assert teacher.complete_many(["running shoes"], [BROAD_ITEMS]) == [None]
+
+
+class _Vocabulary:
+    """The index vocabulary as the gate's container (what leser.reward passes it)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def __contains__(self, word: str) -> bool:
+        return self.engine.vocabulary_contains(word)
+
+
+def _engine_teacher(engine) -> RulesTeacher:
+    return RulesTeacher(
+        analyzer=engine.analyzer.analyze,
+        vocabulary_contains=engine.vocabulary_contains,
+        recall_sizes=lambda queries: [r.recall_size for r in engine.search_many(queries, k=1)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "expect"),
+    [
+        # nothing matches all words: relax by dropping the over-constraining word, keep the product noun
+        ("purple wireless mouse", lambda exps: exps and all(e.endswith("mouse") for e in exps)),
+        # a single unknown word: nothing to drop, nothing to ground -> empty list
+        ("zzzqqq", lambda exps: exps == []),
+    ],
+)
+def test_rules_teacher_relaxes_queries_the_engine_cannot_answer(engine_catalog_index, query, expect):
+    from search_sim import SearchEngine
+
+    engine = SearchEngine.load(engine_catalog_index)
+    teacher = _engine_teacher(engine)
+    items = engine.items(list(engine.search(query, k=5).item_ids))
+    out = teacher.teach(query, items)
+    assert expect(out.expansions), out
+    gate = check_completion(out.completion, query, Rules(), _Vocabulary(engine), engine.analyzer)
+    assert gate.valid, gate.reason
+    # Every relaxed expansion finds more items than the raw query.
+    raw = engine.search(query, k=1).recall_size
+    assert all(engine.search(e, k=1).recall_size > raw for e in out.expansions)
+
+
+def test_rules_teacher_with_engine_proposes_only_indexed_values(engine_catalog_index):
+    from search_sim import SearchEngine
+
+    engine = SearchEngine.load(engine_catalog_index)
+    items = engine.items(list(engine.search("mouse", k=10).item_ids))
+    out = _engine_teacher(engine).teach("mouse", items)
+    assert len(out.expansions) >= 3
+    gate = check_completion(out.completion, "mouse", Rules(), _Vocabulary(engine), engine.analyzer)
+    assert gate.valid, gate.reason
+
+
+def test_relaxation_keeps_a_negation_with_its_word(engine_catalog_index):
+    from search_sim import SearchEngine
+
+    engine = SearchEngine.load(engine_catalog_index)
+    out = _engine_teacher(engine).teach("wireless mouse without cable", [])
+    assert out.expansions
+    # "cable" never appears without "without": relaxing must not ask for the thing the shopper excluded.
+    assert all("cable" not in e.split() or "without cable" in e for e in out.expansions)

@@ -183,6 +183,14 @@ def main(argv: list[str] | None = None) -> None:
     else:
         judge = JudgmentsJudge(dataset.judgments, dataset.manifest.get("source", "dataset"))
     queries = load_queries(args.split, dataset, args.limit)
+    logged = set(dataset.queries.column("query").to_pylist())
+    unknown = [q.query for q in queries if q.query not in logged]
+    if unknown:
+        # The oracle grades only logged queries; a split from another generation of the dataset is a stale split.
+        raise ValueError(
+            f"{args.split}: {len(unknown)} of {len(queries)} queries are not in {args.dataset}'s query log "
+            f"(first: {unknown[0]!r}); was the split built from this dataset?"
+        )
     ctx = EvalContext(
         engine,
         relevance,

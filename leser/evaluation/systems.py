@@ -22,10 +22,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EvalQuery:
+    """One evaluation query; `messages` (system + user prompt) come from the split, or are None when the
+    queries come from a query log (then built from the engine's top items if a model needs them)."""
+
     query: str
-    messages: (
-        list[dict] | None
-    )  # system + user prompt from the split; None: built from the engine when needed
+    messages: list[dict] | None
 
 
 class Expansion(NamedTuple):
@@ -210,7 +211,9 @@ class ModelSystem:
 
         self.name, self.generator, self.sampling, self.gate = name, generator, sampling, gate
         self.prompt_for, self.few_shot = prompt_for, few_shot or []
-        self.backbone = resolve_checkpoint(model_dir).name if not self.few_shot else Path(model_dir).name
+        resolved = resolve_checkpoint(model_dir)
+        given = Path(model_dir)
+        self.backbone = given.name if resolved == given else f"{given.name}/{resolved.relative_to(given)}"
         self.last_new_tokens = 0
 
     def conversation(self, q: EvalQuery) -> list[dict]:

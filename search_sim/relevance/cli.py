@@ -44,6 +44,7 @@ def _fill(parser: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     train.add_argument("--num-leaves", type=int, default=defaults.num_leaves)
+    train.add_argument("--min-data-in-leaf", type=int, default=defaults.min_data_in_leaf)
     train.set_defaults(func=_train)
 
     score = sub.add_parser("score", help="score items for a query with a trained model")
@@ -71,6 +72,7 @@ def _train(args: argparse.Namespace) -> None:
             max_rounds=args.max_rounds,
             learning_rate=args.learning_rate,
             num_leaves=args.num_leaves,
+            min_data_in_leaf=args.min_data_in_leaf,
         ),
     )
     print(report_markdown(result.metrics))

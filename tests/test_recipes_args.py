@@ -1,0 +1,182 @@
+"""Every recipe is a valid ms-swift 4.6 configuration, and the paper's hyperparameters are where PAPER.md says.
+
+Two levels of checking, because the GPU recipes name packages this CPU machine does not have (DeepSpeed, vLLM):
+1. argument names, types and choices: ms-swift's own parser (HfArgumentParser over SftArguments / RLHFArguments,
+   exactly what `swift sft|rlhf file.yaml` runs) must accept every key with nothing left over;
+2. the full argument objects with their __post_init__ checks (batch divisibility, GRPO settings, template and model
+   type), with the model swapped for the local SmolLM2 folder and, for GPU recipes only, `deepspeed` and the vLLM
+   keys removed (they need CUDA packages; level 1 already checked their names and types).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures_recipes import RECIPES, REPO_ROOT, load_recipe, recipe_argv
+
+GPU_ONLY_KEYS = (
+    "deepspeed",
+    "use_vllm",
+    "vllm_mode",
+    "vllm_gpu_memory_utilization",
+    "vllm_tensor_parallel_size",
+    "vllm_max_model_len",
+    "sleep_level",
+    "offload_optimizer",
+    "offload_model",
+)
+RECIPE_IDS = [str(p.relative_to(REPO_ROOT / "recipes")) for p in RECIPES]
+
+
+def args_class(path: Path):
+    from swift.arguments import RLHFArguments, SftArguments
+
+    return RLHFArguments if path.parent.name == "grpo" else SftArguments
+
+
+def test_recipes_cover_every_profile():
+    names = set(RECIPE_IDS)
+    for expected in [
+        "Llama-3.2-3B-Instruct/sft/paper.yaml",  # the paper profile
+        "Llama-3.2-3B-Instruct/grpo/paper.yaml",
+        "Llama-3.2-3B-Instruct/grpo/no_warmup.yaml",  # ablation: GRPO without warm-up
+        "Llama-3.2-1B-Instruct/sft/paper.yaml",  # ablation: 1B backbone
+        "Llama-3.2-1B-Instruct/grpo/paper.yaml",
+        "Llama-3.1-8B-Instruct/sft/paper.yaml",  # ablation: 8B backbone
+        "Llama-3.1-8B-Instruct/grpo/paper.yaml",
+        "Llama-3.2-3B-Instruct/sft/1gpu.yaml",  # one GPU
+        "Llama-3.2-3B-Instruct/grpo/1gpu.yaml",
+        "SmolLM2-135M-Instruct/sft/cpu.yaml",  # the CPU demo
+        "SmolLM2-135M-Instruct/grpo/cpu.yaml",
+    ]:
+        assert expected in names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=RECIPE_IDS)
+def test_recipe_header_and_sections(path):
+    text = path.read_text()
+    header = text.split("\nENV:")[0]
+    for word in ("Hardware:", "Memory", "Run time", "Run:"):
+        assert word in header, f"{path}: header lacks {word!r}"
+    sections = ["# --- model", "# --- data", "# --- trainer"]
+    if path.parent.name == "grpo":
+        sections += ["# --- rollout", "# --- reward"]
+    for section in sections:
+        assert section in text, f"{path}: no {section!r} section"
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=RECIPE_IDS)
+def test_recipe_keys_parse_with_ms_swift(path):
+    from swift.utils.utils import HfArgumentParser, _patch_get_type_hints
+
+    config, env = load_recipe(path)
+    with _patch_get_type_hints():
+        parser = HfArgumentParser([args_class(path)])
+    namespace, remaining = parser.parse_known_args(recipe_argv(config))
+    assert remaining == [], f"{path}: keys ms-swift 4.6 does not know: {remaining}"
+    # a typo in a value of a Literal (e.g. rlhf_type, torch_dtype) makes argparse exit; reaching here means valid
+    assert namespace.tuner_type == "full"
+    assert all(isinstance(v, str) for v in env.values()), f"{path}: ENV values must be strings"
+
+
+@pytest.fixture
+def restore_environ():
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", RECIPES, ids=RECIPE_IDS)
+def test_recipe_builds_ms_swift_arguments(path, base_model_dir, tmp_path, restore_environ):
+    from swift.utils import parse_args
+
+    config, _ = load_recipe(path)
+    config.update(model=str(base_model_dir), output_dir=str(tmp_path / "out"), add_version=False)
+    if "use_vllm" in config and config["use_vllm"]:
+        for key in GPU_ONLY_KEYS:
+            config.pop(key, None)
+    config.pop("deepspeed", None)
+    config.pop("use_hf", None)
+    args, remaining = parse_args(args_class(path), recipe_argv(config))
+    assert remaining == []
+    assert args.tuner_type == "full"
+    if path.parent.name == "grpo":
+        assert args.rlhf_type == "grpo"
+        assert args.generation_batch_size % args.num_generations == 0
+        assert args.ref_model == str(base_model_dir)  # beta > 0: a frozen reference model for the KL term
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in RECIPES if p.parent.name == "grpo"], ids=lambda p: p.parent.parent.name + "/" + p.name
+)
+def test_reward_funcs_are_registered_by_the_plugin(path, swift_plugin_orms):
+    config, env = load_recipe(path)
+    assert config["external_plugins"] == "swift_plugins/leser_reward.py"
+    assert (REPO_ROOT / config["external_plugins"]).is_file()
+    for name in config["reward_funcs"]:
+        assert name in swift_plugin_orms, (
+            f"{path}: reward_funcs {name!r} is not in orms after loading the plugin"
+        )
+    assert len(config["reward_weights"]) == len(config["reward_funcs"])
+    assert config["reward_weights"][0] == 1.0 and config["reward_funcs"][0] == "leser_reward"
+    assert sum(config["reward_weights"]) == 1.0  # only Eq. 1 drives the advantage; the rest are diagnostics
+    assert (REPO_ROOT / env["LESER_CONFIG"]).is_file()
+
+
+PAPER_SFT = {  # key: value the paper states (LESER.md "Training")
+    "learning_rate": 1e-7,
+    "warmup_ratio": 0.05,
+    "num_train_epochs": 1,
+    "max_length": 2048,
+    "deepspeed": "zero3",
+    "torch_dtype": "bfloat16",
+}
+PAPER_GRPO = {
+    "num_generations": 4,
+    "temperature": 0.9,
+    "learning_rate": 1e-6,
+    "beta": 0.04,
+    "gradient_accumulation_steps": 1,
+}
+
+
+@pytest.mark.parametrize(
+    "backbone", ["Llama-3.2-3B-Instruct", "Llama-3.2-1B-Instruct", "Llama-3.1-8B-Instruct"]
+)
+def test_paper_profile_hyperparameters(backbone):
+    sft, sft_env = load_recipe(REPO_ROOT / "recipes" / backbone / "sft" / "paper.yaml")
+    for key, value in PAPER_SFT.items():
+        assert sft[key] == value, (backbone, key)
+    n_gpus = int(sft_env["NPROC_PER_NODE"])
+    # global batch 64 = per device x GPUs x accumulation
+    assert sft["per_device_train_batch_size"] * n_gpus * sft["gradient_accumulation_steps"] == 64
+    grpo, grpo_env = load_recipe(REPO_ROOT / "recipes" / backbone / "grpo" / "paper.yaml")
+    for key, value in PAPER_GRPO.items():
+        assert grpo[key] == value, (backbone, key)
+    # ms-swift counts completions: 8 prompts x N = 4 per step across the GPUs, without accumulation
+    assert (
+        grpo["per_device_train_batch_size"] * int(grpo_env["NPROC_PER_NODE"]) == 8 * grpo["num_generations"]
+    )
+    assert grpo["use_vllm"] is True and grpo["vllm_mode"] == "colocate"
+
+
+def test_one_gpu_profile_keeps_the_paper_batches():
+    sft, _ = load_recipe(REPO_ROOT / "recipes/Llama-3.2-3B-Instruct/sft/1gpu.yaml")
+    assert sft["per_device_train_batch_size"] * sft["gradient_accumulation_steps"] == 64
+    grpo, _ = load_recipe(REPO_ROOT / "recipes/Llama-3.2-3B-Instruct/grpo/1gpu.yaml")
+    completions = grpo["per_device_train_batch_size"] * grpo["gradient_accumulation_steps"]
+    assert completions == 8 * grpo["num_generations"]
+
+
+def test_cpu_profile_runs_without_gpu_packages():
+    for kind in ("sft", "grpo"):
+        config, env = load_recipe(REPO_ROOT / f"recipes/SmolLM2-135M-Instruct/{kind}/cpu.yaml")
+        assert config["use_cpu"] is True and "deepspeed" not in config
+        assert config["model_type"] == "llama" and config["template"] == "chatml"
+        assert env["CUDA_VISIBLE_DEVICES"] == ""
+    assert config["use_vllm"] is False

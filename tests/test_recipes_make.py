@@ -1,0 +1,75 @@
+"""CPU smoke of the user path: `make sft` then `make grpo`, 2 optimizer steps each, on a tiny marketplace.
+
+Real ms-swift, real SmolLM2-135M, the real LESER plugin and search engine; only the sizes shrink (short sequences,
+2 samples per prompt of <= 32 tokens) so that both runs fit a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures_recipes import REPO_ROOT
+from tests.fixtures_reward import write_settings
+
+
+def run_make(target: str, env: dict, *variables: str) -> None:
+    result = subprocess.run(
+        ["make", "--no-print-directory", target, *variables],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, f"make {target} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+
+
+@pytest.mark.slow
+def test_make_sft_then_grpo_two_steps_on_cpu(base_model_dir, training_world, small_splits, tmp_path):
+    settings = write_settings(
+        tmp_path / "leser.yaml", str(training_world["index"]), str(training_world["relevance"])
+    )
+    env = {**os.environ, "LESER_CONFIG": str(settings)}
+    run_dir = tmp_path / "runs"
+    common = [
+        "PROFILE=cpu",
+        f"DATA={training_world['dataset']}",
+        f"INDEX={training_world['index']}",
+        f"RELEVANCE={training_world['relevance']}",
+        f"SPLITS={small_splits}",
+        f"RUN_DIR={run_dir}",
+        "MAX_STEPS=2",
+    ]
+    run_make(
+        "sft",
+        env,
+        *common,
+        "SWIFT_ARGS=--max_length 768 --per_device_train_batch_size 1 --gradient_accumulation_steps 1",
+    )
+    sft_last = run_dir / "sft" / "last"
+    assert (sft_last / "config.json").is_file() and sft_last.name == "last"
+    assert sft_last.resolve().name == "checkpoint-2"
+
+    run_make(
+        "grpo",
+        env,
+        *common,
+        "SWIFT_ARGS=--max_length 768 --max_completion_length 32 --num_generations 2 --per_device_train_batch_size 2",
+    )
+    grpo_last = (run_dir / "grpo" / "last").resolve()
+    assert grpo_last.name == "checkpoint-2" and (grpo_last / "config.json").is_file()
+    args = json.loads((grpo_last.parent / "args.json").read_text())
+    assert Path(args["model"]).resolve() == sft_last.resolve()  # GRPO started from the latest SFT checkpoint
+    rows = [json.loads(line) for line in (grpo_last.parent / "logging.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "reward" in r]
+    assert len(steps) == 2
+    for row in steps:
+        for key in ("rewards/leser_reward/mean", "rewards/leser_format/mean", "kl"):
+            assert key in row, f"logging.jsonl lacks {key}: {sorted(row)}"
+        assert 0.0 <= row["rewards/leser_format/mean"] <= 1.0
+    assert (run_dir / "grpo" / "grpo_curves.png").stat().st_size > 0

@@ -1,0 +1,147 @@
+"""scripts/latest_checkpoint.py, scripts/plot_grpo.py and the Makefile's profile choice (no training here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.fixtures_recipes import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import latest_checkpoint  # noqa: E402
+import plot_grpo  # noqa: E402
+
+
+def make_checkpoint(run_dir, version, step, complete=True):
+    folder = run_dir / version / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    if complete:
+        (folder / "config.json").write_text("{}")
+    return folder
+
+
+def test_latest_checkpoint_picks_newest_complete_one(tmp_path):
+    make_checkpoint(tmp_path, "v0-20261124-010000", 50)
+    newest = make_checkpoint(tmp_path, "v1-20261124-020000", 5)
+    make_checkpoint(tmp_path, "v1-20261124-020000", 10, complete=False)  # still being written: skipped
+    make_checkpoint(tmp_path, "v1-20261124-020000", 2)  # lower step of the same version
+    assert latest_checkpoint.latest_checkpoint(tmp_path) == newest
+
+
+def test_latest_checkpoint_link_is_relative_and_replaced(tmp_path):
+    first = make_checkpoint(tmp_path, "v0-20261124-010000", 3)
+    link = tmp_path / "last"
+    assert latest_checkpoint.main([str(tmp_path), "--link", str(link)]) == 0
+    assert link.resolve() == first.resolve() and not link.readlink().is_absolute()
+    second = make_checkpoint(tmp_path, "v1-20261124-020000", 1)  # the `last` link itself is not a version
+    assert latest_checkpoint.main([str(tmp_path), "--link", str(link)]) == 0
+    assert link.resolve() == second.resolve()
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "missing",  # no run directory at all
+        "empty",  # a run directory without checkpoints
+        "incomplete",  # only a checkpoint without config.json
+    ],
+)
+def test_latest_checkpoint_errors_name_the_folder(tmp_path, layout, capsys):
+    run_dir = tmp_path / "runs"
+    if layout != "missing":
+        run_dir.mkdir()
+    if layout == "incomplete":
+        make_checkpoint(run_dir, "v0-20261124-010000", 1, complete=False)
+    assert latest_checkpoint.main([str(run_dir)]) == 1
+    assert str(run_dir) in capsys.readouterr().err
+
+
+GRPO_ROWS = [
+    {
+        "loss": 0.01,
+        "reward": 0.5,
+        "rewards/leser_format/mean": 0.25,
+        "kl": 0.0,
+        "global_step/max_steps": "1/3",
+    },
+    {
+        "loss": 0.02,
+        "reward": 0.9,
+        "rewards/leser_format/mean": 0.75,
+        "kl": 0.002,
+        "global_step/max_steps": "2/3",
+    },
+    {
+        "loss": 0.03,
+        "reward": 1.2,
+        "rewards/leser_format/mean": 1.0,
+        "kl": 0.004,
+        "global_step/max_steps": "3/3",
+    },
+    {"train_runtime": 12.0, "global_step/max_steps": "3/3"},  # ms-swift's summary row: not a step
+]
+
+
+def test_plot_grpo_reads_newest_version_and_writes_png(tmp_path, capsys):
+    old = tmp_path / "v0-20261124-010000"
+    new = tmp_path / "v1-20261124-020000"
+    for folder, rows in [(old, GRPO_ROWS[:1]), (new, GRPO_ROWS)]:
+        folder.mkdir()
+        (folder / "logging.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "curves.png"
+    assert plot_grpo.main([str(tmp_path), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curves = plot_grpo.read_curves(new / "logging.jsonl")
+    assert curves.steps == [1, 2, 3]
+    assert curves.series["rewards/leser_format/mean"] == [0.25, 0.75, 1.0]
+    assert "last 1.2000" in capsys.readouterr().out
+
+
+def test_plot_grpo_bad_line_names_file_and_line(tmp_path, capsys):
+    path = tmp_path / "logging.jsonl"
+    path.write_text(json.dumps(GRPO_ROWS[0]) + "\n{not json\n")
+    assert plot_grpo.main([str(path), "--out", str(tmp_path / "x.png")]) == 1
+    assert f"{path}:2" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def make_dry_run(*args: str) -> str:
+    """`make -n` output: the commands make would run, nothing executed."""
+    result = subprocess.run(["make", "-n", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    ("gpus", "recipe"),
+    [
+        ("0", "recipes/SmolLM2-135M-Instruct/sft/cpu.yaml"),  # no GPU: the CPU demo profile
+        ("1", "recipes/Llama-3.2-3B-Instruct/sft/1gpu.yaml"),  # one GPU
+        ("8", "recipes/Llama-3.2-3B-Instruct/sft/paper.yaml"),  # a node of GPUs: the paper
+    ],
+)
+def test_make_sft_profile_follows_gpu_count(gpus, recipe):
+    out = make_dry_run("sft", f"GPU={gpus}", "SPLITS=tests", "SMOLLM2=tests")  # dry run: nothing built
+    assert f".venv/bin/swift sft {recipe}" in out
+    assert (REPO_ROOT / recipe).is_file()
+
+
+def test_make_grpo_passes_model_steps_and_extra_args():
+    out = make_dry_run(
+        "grpo", "PROFILE=paper", "SPLITS=tests", "MODEL=/ckpt/x", "MAX_STEPS=2", "SWIFT_ARGS=--seed 7"
+    )
+    assert ".venv/bin/swift rlhf recipes/Llama-3.2-3B-Instruct/grpo/paper.yaml" in out
+    assert (
+        "--model /ckpt/x" in out
+        and "--max_steps 2" in out
+        and out.index("--max_steps 2") < out.index("--seed 7")
+    )
+
+
+def test_make_grpo_no_warmup_keeps_the_recipes_base_model():
+    out = make_dry_run(
+        "grpo", "PROFILE=paper", "GRPO_VARIANT=no_warmup", "SPLITS=tests", "RUN_DIR=/nonexistent"
+    )
+    assert "grpo/no_warmup.yaml" in out and "--model" not in out
