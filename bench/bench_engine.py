@@ -287,7 +287,8 @@ def service(index: Path, queries: list[str], n_clients: int, duration_s: float) 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([PY, "-m", "search_sim", "serve", str(index), "--port", str(port)], cwd=ROOT,
+    # --cache-mb 0: the clients cycle through a few thousand queries, which a result cache would mostly answer
+    server = subprocess.Popen([PY, "-m", "search_sim", "serve", str(index), "--port", str(port), "--cache-mb", "0"], cwd=ROOT,
                               stderr=subprocess.DEVNULL)  # fmt: skip
     rows = []
     try:
@@ -385,7 +386,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=None, help="queries sampled from each query log")
     parser.add_argument("--min-s", type=float, default=None, help="seconds per throughput measurement")
     parser.add_argument(
-        "--sharing-only", action="store_true", help="re-measure only the memory-sharing lines"
+        "--only", default=None, help="re-measure only 'sharing' and/or 'service' (comma-separated)"
     )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--catalog", help=argparse.SUPPRESS)
@@ -400,13 +401,19 @@ def main() -> None:
 
     from search_sim import SearchEngine
 
-    if args.sharing_only:  # re-measure only the 8-process memory lines of an existing results file
+    if args.only:  # re-measure some lines of an existing results file
         results = json.loads((RESULTS / "engine.json").read_text())
         for row in results["sizes"]:
-            queries = query_log(Path(args.work_dir) / f"synth_{row['items']}", 200 if args.quick else 1000)
+            queries = query_log(Path(args.work_dir) / f"synth_{row['items']}", 500 if args.quick else 2000)
             index = Path(args.work_dir) / f"index_{row['items']}"
-            row["sharing"] = [sharing(index, queries, 8, b) for b in ("numba", "numpy")]
-            print(f"   sharing {row['sharing']}", flush=True)
+            if "sharing" in args.only:
+                row["sharing"] = [
+                    sharing(index, queries[: len(queries) // 2], 8, b) for b in ("numba", "numpy")
+                ]
+                print(f"   sharing {row['sharing']}", flush=True)
+            if "service" in args.only:
+                row["service"] = service(index, queries, 8, 2.0 if args.quick else 5.0)
+                print(f"   service {row['service']}", flush=True)
         write_report(results, results["command"])
         return
 

@@ -314,6 +314,8 @@ def build_splits(
         "profile": asdict(profile),
         "teacher": teacher_name,
         "dataset": str(dataset_dir),
+        "index": str(index_dir),
+        "relevance": str(relevance_dir),
         "seed": seed,
         "reward_threshold": reward_threshold,
         "config": str(config_path or "defaults"),

@@ -89,7 +89,14 @@ def _verify(args) -> int:
 def _serve(args) -> int:
     from search_sim.service import serve
 
-    serve(args.index, host=args.host, port=args.port, relevance_dir=args.relevance, threads=args.threads)
+    serve(
+        args.index,
+        host=args.host,
+        port=args.port,
+        relevance_dir=args.relevance,
+        threads=args.threads,
+        cache_mb=args.cache_mb,
+    )
     return 0
 
 
@@ -148,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--relevance", default=None, help="relevance model directory (enables /relevance)")
     p.add_argument("--threads", type=int, default=16, help="max concurrent request handlers (default 16)")
+    p.add_argument(
+        "--cache-mb", type=float, default=64, help="LRU cache of recall sets, MB (0: off; default 64)"
+    )
     p.set_defaults(func=_serve)
 
     sub.add_parser("relevance", help="relevance model commands: python -m search_sim relevance --help")

@@ -306,10 +306,15 @@ def make_handler(service: SearchService, max_concurrency: int):
 
 
 def make_server(
-    index_dir, host: str = "127.0.0.1", port: int = 8765, relevance_dir=None, threads: int = 16
+    index_dir,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    relevance_dir=None,
+    threads: int = 16,
+    cache_mb: float = 64,
 ) -> tuple[ThreadingHTTPServer, SearchService]:
     """Load the index (and relevance model) and bind the server; ``server.serve_forever()`` runs it."""
-    engine = SearchEngine.load(index_dir)
+    engine = SearchEngine.load(index_dir, cache_mb=cache_mb)
     engine.warm_up()
     relevance = None
     if relevance_dir is not None:
@@ -323,9 +328,14 @@ def make_server(
 
 
 def serve(
-    index_dir, host: str = "127.0.0.1", port: int = 8765, relevance_dir=None, threads: int = 16
+    index_dir,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    relevance_dir=None,
+    threads: int = 16,
+    cache_mb: float = 64,
 ) -> None:
-    server, service = make_server(index_dir, host, port, relevance_dir, threads)
+    server, service = make_server(index_dir, host, port, relevance_dir, threads, cache_mb)
     log.info(
         "serving %s (%d items, relevance: %s) on http://%s:%d",
         index_dir,

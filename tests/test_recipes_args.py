@@ -4,8 +4,8 @@ Two levels of checking, because the GPU recipes name packages this CPU machine d
 1. argument names, types and choices: ms-swift's own parser (HfArgumentParser over SftArguments / RLHFArguments,
    exactly what `swift sft|rlhf file.yaml` runs) must accept every key with nothing left over;
 2. the full argument objects with their __post_init__ checks (batch divisibility, GRPO settings, template and model
-   type), with the model swapped for the local SmolLM2 folder and, for GPU recipes only, `deepspeed` and the vLLM
-   keys removed (they need CUDA packages; level 1 already checked their names and types).
+   type), with the model swapped for the local SmolLM2 folder, `use_cpu` set and, for GPU recipes only, `deepspeed`
+   and the vLLM keys removed (they need CUDA packages; level 1 already checked their names and types).
 """
 
 from __future__ import annotations
@@ -102,12 +102,16 @@ def test_recipe_builds_ms_swift_arguments(path, base_model_dir, tmp_path, restor
             config.pop(key, None)
     config.pop("deepspeed", None)
     config.pop("use_hf", None)
+    config["use_cpu"] = (
+        True  # bf16 GPU recipes: transformers refuses bf16 without a GPU unless told it is a CPU
+    )
     args, remaining = parse_args(args_class(path), recipe_argv(config))
     assert remaining == []
     assert args.tuner_type == "full"
     if path.parent.name == "grpo":
         assert args.rlhf_type == "grpo"
-        assert args.generation_batch_size % args.num_generations == 0
+        # one process here: a generation batch of per-device x accumulation completions must hold whole groups
+        assert args.per_device_train_batch_size * args.gradient_accumulation_steps % args.num_generations == 0
         assert args.ref_model == str(base_model_dir)  # beta > 0: a frozen reference model for the KL term
 
 

@@ -78,3 +78,34 @@ def test_training_pipeline_writes_swift_rows_and_resumes(training_world, small_s
     # A stricter threshold keeps no SFT-LLM row from the same scored candidates.
     assert build_splits(*args, reward_threshold=1e9)["rows"]["sft_llm.jsonl"] == 0
     build_splits(*args)  # leave the fixture as it was for other tests
+
+
+@pytest.mark.slow
+def test_training_pipeline_with_an_openai_compatible_teacher(training_world, tmp_path, monkeypatch):
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from tests.test_training_teachers import _ChatServer
+
+    _ChatServer.requests, _ChatServer.seen = [], set()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("LESER_TEACHER_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}/v1")
+        monkeypatch.setenv("LESER_TEACHER_MODEL", "tiny-teacher")
+        monkeypatch.setenv("OPENAI_API_KEY", _ChatServer.key)
+        profile = Profile("tiny", sft_queries=8, grpo_queries=8, eval_queries=8, max_context_items=3)
+        w = training_world
+        stats = build_splits(
+            w["dataset"], w["index"], w["relevance"], tmp_path, profile, teacher_name="openai"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    stages = stats["rejection_sampling_stages"]
+    assert stages["0_candidates"] == stages["1_teacher_answered"] == 8
+    assert len(_ChatServer.requests) == 16  # a 429 then an answer for each query
+    # The server's answers add words ("xl", "blue") the index may lack: the gate decides, and says why.
+    assert sum(stats["gate_reasons"].values()) == 8
+    assert stats["rows"]["sft.jsonl"] == stages.get("2_gate_pass", 0)
+    assert (tmp_path / ".work" / "openai_cache.jsonl").is_file()

@@ -130,8 +130,8 @@ def score_rankings(ctx: EvalContext, query_sets: list[list[str]], desc: str) -> 
     Y = [q, y1, ..., yM] (Y[0] is the original query all relevance is judged against)."""
     rankings = []
     for y in tqdm(query_sets, desc=f"{desc}: search", unit="query", leave=False):
-        merged = ctx.engine.merged(y, k=ctx.top_k, policy=ctx.merge_policy)
-        rankings.append((ctx.engine.recall_size(y), list(merged.item_ids)))
+        merged = ctx.engine.merged(y, k=ctx.top_k, policy=ctx.merge_policy)  # recall_size: |union of recalls|
+        rankings.append((merged.recall_size, list(merged.item_ids)))
     scores = ctx.relevance.score_many([y[0] for y in query_sets], [ids for _, ids in rankings])
     out = []
     for y, (recall, ids), rel in zip(query_sets, rankings, scores, strict=True):
