@@ -8,7 +8,8 @@ index build time and peak RSS (fresh process), load time, queries/s for k=10, k=
 set of 4 queries (one process, queries sampled from the catalog's query log), the speed ratio against rank_bm25
 (same BM25 variant, same queries, top-10 checked identical; at the smallest size), the memory of 8 processes
 sharing one index (sum of PSS from /proc/<pid>/smaps_rollup vs the RSS of one process alone), and the service's
-throughput and latency with 8 concurrent client processes. Writes bench/results/engine.{json,md}.
+throughput and latency with 8 concurrent client processes. Writes bench/results/engine.{json,md}
+(bench/results/quick/engine.{json,md} with --quick).
 """
 
 from __future__ import annotations
@@ -326,8 +327,11 @@ def _r(rate: dict) -> str:
 
 def write_report(results: dict, command: str) -> None:
     results.setdefault("command", command)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n")
+    out = (
+        RESULTS / "quick" if "--quick" in command else RESULTS
+    )  # a smoke run never overwrites the full numbers
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "engine.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         "## Search engine (search_sim)",
         "",
@@ -362,13 +366,13 @@ def write_report(results: dict, command: str) -> None:
                       f"OR semantics): {rb['rank_bm25_qps']:.1f} q/s vs ours {rb['ours_qps']:,.0f} q/s = "
                       f"**{rb['speedup']:,.0f}x**; identical top-10 for {rb['identical_top10']}/{rb['queries']} "
                       f"queries (max relative score difference {rb['max_rel_score_diff']:.1e})."]  # fmt: skip
-    lines += ["", "Service (`python -m search_sim serve`), 8 concurrent client processes, k=10:", "",
+    lines += ["", "Service (`python -m search_sim serve INDEX --cache-mb 0`: result cache off), 8 concurrent client processes (search, k=10), 5 s per row:", "",
               "| items | queries/request | q/s | requests/s | p50 ms | p99 ms |", "|---|---|---|---|---|---|"]  # fmt: skip
     for r in results["sizes"]:
         for s in r["service"]:
             lines.append(f"| {r['items']:,} | {s['queries_per_request']} | {s['qps']:,.0f} | {s['requests_per_s']:,.0f} "
                          f"| {s['p50_ms']:.1f} | {s['p99_ms']:.1f} |")  # fmt: skip
-    (RESULTS / "engine.md").write_text("\n".join(lines) + "\n")
+    (out / "engine.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -402,7 +406,7 @@ def main() -> None:
     from search_sim import SearchEngine
 
     if args.only:  # re-measure some lines of an existing results file
-        results = json.loads((RESULTS / "engine.json").read_text())
+        results = json.loads(((RESULTS / "quick" if args.quick else RESULTS) / "engine.json").read_text())
         for row in results["sizes"]:
             queries = query_log(Path(args.work_dir) / f"synth_{row['items']}", 500 if args.quick else 2000)
             index = Path(args.work_dir) / f"index_{row['items']}"
