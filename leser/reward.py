@@ -140,8 +140,10 @@ class LeserScorer:
         self.engine = engine
         self.judge = judge
         self.settings = settings
-        self.vocabulary = _EngineVocabulary(partial(self._call, "vocabulary lookup", engine.vocabulary_contains))
-        self.analyzer = self._call("analyzer", lambda: engine.analyzer)  # the client fetches it from the service
+        lookup = partial(self._call, "vocabulary lookup", engine.vocabulary_contains)
+        self.vocabulary = _EngineVocabulary(lookup)
+        # the client fetches the analyzer config from the service, so even this can meet a backend that is down
+        self.analyzer = self._call("analyzer", lambda: engine.analyzer)
         self.stats = GateStats(settings.log_every_s)
         self._query_cache: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self._query_cache_size = query_cache_size

@@ -10,6 +10,7 @@ Two levels of checking, because the GPU recipes name packages this CPU machine d
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -73,6 +74,9 @@ def test_recipe_keys_parse_with_ms_swift(path):
     from swift.utils.utils import HfArgumentParser, _patch_get_type_hints
 
     config, env = load_recipe(path)
+    # exact names: argparse would also accept a unique prefix (e.g. `temperatur`), which reads as a typo
+    unknown = set(config) - {f.name for f in dataclasses.fields(args_class(path))}
+    assert not unknown, f"{path}: keys that are not ms-swift 4.6 argument names: {sorted(unknown)}"
     with _patch_get_type_hints():
         parser = HfArgumentParser([args_class(path)])
     namespace, remaining = parser.parse_known_args(recipe_argv(config))

@@ -119,11 +119,20 @@ def test_batch_deduplicates_and_caches_searches(scorer):
     fresh = LeserScorer(counting, scorer.judge, scorer.settings)
     # two groups of 4 (GRPO: N = 4 per prompt); the first group repeats an expansion set
     queries = ["ergonomic mouse"] * 4 + ["dock"] * 4
-    completions = [completion("trackball"), completion("trackball"), completion("vertical mouse"), "junk",
-                   completion("wd19tb"), completion(), completion("thunderbolt dock"), completion("wd19tb")]
+    completions = [
+        completion("trackball"),
+        completion("trackball"),
+        completion("vertical mouse"),
+        "junk",
+        completion("wd19tb"),
+        completion(),
+        completion("thunderbolt dock"),
+        completion("wd19tb"),
+    ]
     out = fresh.score_batch(queries, completions)
     assert counting.searched == 2  # Rel(q), Ret(q) once per distinct q
-    assert counting.merged_sets == 4  # distinct valid non-empty sets: trackball, vertical mouse, wd19tb, thunderbolt
+    # distinct valid non-empty sets: trackball, vertical mouse, wd19tb, thunderbolt dock
+    assert counting.merged_sets == 4
     assert out[0] == out[1] and out[4] == out[7]
     fresh.score_batch(queries[:1], completions[:1])
     assert counting.searched == 2  # Rel(q) and Ret(q) come from the cache on later batches
