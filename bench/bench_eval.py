@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -95,7 +96,10 @@ def main() -> None:
                     "setup_s": round(setup_s, 2),
                     "eval_s": round(total_s, 2),
                     "eval_queries_per_s": round(len(queries) / total_s, 2),
-                    "expansion_queries_per_s": round(report.aggregate["queries_per_s"].mean, 2),
+                    # NaN for "none" (it spends no time expanding): JSON null, "-" in the table
+                    "expansion_queries_per_s": None
+                    if math.isnan(report.aggregate["queries_per_s"].mean)
+                    else round(report.aggregate["queries_per_s"].mean, 2),
                     "new_tokens": getattr(system, "last_new_tokens", 0),
                 }
             )
@@ -118,7 +122,7 @@ def main() -> None:
     for r in rows:
         lines.append(
             f"| {r['system']} | {r['queries']} | {r['setup_s']} | {r['eval_s']} | {r['eval_queries_per_s']} | "
-            f"{r['expansion_queries_per_s']} | {r['new_tokens']} |"
+            f"{r['expansion_queries_per_s'] or '-'} | {r['new_tokens']} |"
         )
     with atomic_write_path(RESULTS / "eval.md") as tmp_md:
         tmp_md.write_text("\n".join(lines) + "\n")
