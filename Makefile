@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GPU ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | wc -l || echo 0)
 SETUP_STAMP := .venv/.setup-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help setup test test-fast lint format bench data sft grpo eval demo plot
+.PHONY: help setup test test-fast lint format bench data sft grpo eval demo plot esci
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -157,3 +157,15 @@ demo:  ## CPU demo: setup, data, index, relevance, splits, SFT, GRPO, evaluation
 	echo "== [demo] results table: $(EVAL_DIR)/results.md" && cat runs/eval/cpu/results.md && \
 	echo "== [demo] GRPO curves: runs/cpu/grpo/grpo_curves.png; evaluation chart: runs/eval/cpu/results.png" && \
 	echo "== [demo] done in $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
+
+# The real ESCI US sample beside the repository (../shared/data/esci_us_sample): import, index, relevance model,
+# then the model-free baselines through the same evaluation harness (the query log is the eval set: 150 queries).
+ESCI := artifacts/esci
+esci: setup  ## real data: import the ESCI sample, build its index + relevance model, evaluate the model-free baselines
+	@echo "== [esci] import -> $(ESCI)"
+	$(PY) -m data_prep import jsonl --mapping data_prep/mappings/esci_opensearch_sample.yaml --source esci --out $(ESCI)
+	$(PY) -m search_sim build --catalog $(ESCI) --out $(ESCI)/index
+	$(PY) -m search_sim relevance train --catalog $(ESCI) --judgments $(ESCI)/judgments.parquet \
+		--index $(ESCI)/index --out $(ESCI)/relevance --cv-folds 5
+	$(PY) -m leser.evaluation --dataset $(ESCI) --index $(ESCI)/index --relevance $(ESCI)/relevance \
+		--systems none,rm3,ebqe,rules --runs 5 --out runs/eval/esci
