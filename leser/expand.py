@@ -114,14 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.top < 1:
         parser.error("--top must be >= 1")
 
-    from leser.evaluation.cli import EngineVocabulary
-    from leser.gate import Rules, check_completion
+    from leser.gate import CachedVocabulary, Rules, check_completion
     from leser.generation import SamplingConfig, load_generator
     from search_sim import open_engine
 
     engine = open_engine(args.index)
     rules = Rules.load(args.rules)
-    vocabulary = EngineVocabulary(engine)
+    vocabulary = CachedVocabulary(engine.vocabulary_contains)
 
     def gate(text: str, query: str):
         return check_completion(text, query, rules, vocabulary, engine.analyzer)

@@ -29,7 +29,7 @@ import functools
 import json
 import re
 import unicodedata
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -155,6 +155,24 @@ def _check_layout(text: str) -> tuple[str, str | None]:
 def _contains_sequence(tokens: list[str], phrase: list[str]) -> bool:
     n = len(phrase)
     return n > 0 and any(tokens[i : i + n] == phrase for i in range(len(tokens) - n + 1))
+
+
+class CachedVocabulary:
+    """``word in vocabulary`` = ``lookup(word)`` (the engine's ``vocabulary_contains``), cached: through the service every lookup is
+    a request, and a policy reuses the same attribute words batch after batch."""
+
+    def __init__(self, lookup: Callable[[str], bool], max_size: int = 1_000_000):
+        self._lookup = lookup
+        self._known: dict[str, bool] = {}
+        self._max_size = max_size
+
+    def __contains__(self, word: str) -> bool:
+        known = self._known.get(word)
+        if known is None:
+            if len(self._known) >= self._max_size:
+                self._known.clear()
+            known = self._known[word] = bool(self._lookup(word))
+        return known
 
 
 def check_completion(

@@ -23,13 +23,13 @@ import logging
 import math
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 
-from leser.gate import GateResult, check_completion
+from leser.gate import CachedVocabulary, GateResult, check_completion
 from leser.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -78,24 +78,6 @@ def combined_reward(rel_ratio: float, size_ratio: float, lambda_size: float) -> 
     return rel_ratio + lambda_size * size_ratio
 
 
-class _EngineVocabulary:
-    """``word in vocabulary`` = ``lookup(word)`` (the engine's ``vocabulary_contains``), cached: through the service every lookup is
-    a request, and a policy reuses the same attribute words batch after batch."""
-
-    def __init__(self, lookup: Callable[[str], bool], max_size: int = 1_000_000):
-        self._lookup = lookup
-        self._known: dict[str, bool] = {}
-        self._max_size = max_size
-
-    def __contains__(self, word: str) -> bool:
-        known = self._known.get(word)
-        if known is None:
-            if len(self._known) >= self._max_size:
-                self._known.clear()
-            known = self._known[word] = bool(self._lookup(word))
-        return known
-
-
 class GateStats:
     """Counts gate outcomes; logs one summary line per period instead of one line per sample."""
 
@@ -141,7 +123,7 @@ class LeserScorer:
         self.judge = judge
         self.settings = settings
         lookup = partial(self._call, "vocabulary lookup", engine.vocabulary_contains)
-        self.vocabulary = _EngineVocabulary(lookup)
+        self.vocabulary = CachedVocabulary(lookup)
         # the client fetches the analyzer config from the service, so even this can meet a backend that is down
         self.analyzer = self._call("analyzer", lambda: engine.analyzer)
         self.stats = GateStats(settings.log_every_s)

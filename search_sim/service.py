@@ -327,20 +327,14 @@ def make_server(
     return server, service
 
 
-def serve(
-    index_dir,
-    host: str = "127.0.0.1",
-    port: int = 8765,
-    relevance_dir=None,
-    threads: int = 16,
-    cache_mb: float = 64,
-) -> None:
-    server, service = make_server(index_dir, host, port, relevance_dir, threads, cache_mb)
+def serve(index_dir, **server_options) -> None:
+    """Run the service until interrupted; `server_options` are make_server's (host, port, relevance_dir, ...)."""
+    server, service = make_server(index_dir, **server_options)
     log.info(
         "serving %s (%d items, relevance: %s) on http://%s:%d",
         index_dir,
         service.engine.num_items,
-        relevance_dir or "none",
+        server_options.get("relevance_dir") or "none",
         *server.server_address[:2],
     )
     try:

@@ -58,28 +58,15 @@ def load_queries(split: Path | None, dataset, limit: int | None) -> list[EvalQue
     return rows
 
 
-class EngineVocabulary:
-    """`word in vocabulary`: the engine's `vocabulary_contains`, cached (models repeat the same attribute words)."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.known: dict[str, bool] = {}
-
-    def __contains__(self, word: str) -> bool:
-        if word not in self.known:
-            self.known[word] = bool(self.engine.vocabulary_contains(word))
-        return self.known[word]
-
-
 class Resources:
     """Everything systems are built from, loaded once."""
 
     def __init__(self, args, engine, dataset, queries: list[EvalQuery]):
-        from leser.gate import Rules, check_completion
+        from leser.gate import CachedVocabulary, Rules, check_completion
 
         self.args, self.engine, self.dataset, self.queries = args, engine, dataset, queries
         rules = Rules.load(args.rules)
-        vocabulary = EngineVocabulary(engine)
+        vocabulary = CachedVocabulary(engine.vocabulary_contains)
         self.gate = lambda text, query: check_completion(text, query, rules, vocabulary, engine.analyzer)
 
     def prompt_for(self, q: EvalQuery) -> list[dict]:
