@@ -166,7 +166,7 @@ esci: setup  ## real data: import the ESCI sample, build its index + relevance m
 	$(PY) -m data_prep import jsonl --mapping data_prep/mappings/esci_opensearch_sample.yaml --source esci --out $(ESCI)
 	$(PY) -m search_sim build --catalog $(ESCI) --out $(ESCI)/index
 	$(PY) -m search_sim relevance train --catalog $(ESCI) --judgments $(ESCI)/judgments.parquet \
-		--index $(ESCI)/index --out $(ESCI)/relevance --cv-folds 5 \
+		--index $(ESCI)/index --out $(ESCI)/relevance --cv-folds 5 --embeddings \
 		--num-leaves 4 --learning-rate 0.05 --min-data-in-leaf 100 --max-rounds 300  # 150 queries: shallow trees
 	$(PY) -m leser.evaluation --dataset $(ESCI) --index $(ESCI)/index --relevance $(ESCI)/relevance \
 		--systems none,rm3,ebqe,rules --runs 5 --out runs/eval/esci

@@ -10,7 +10,7 @@ import pytest
 
 from data_prep.formats import FormatError
 from search_sim.relevance import RelevanceModel, SchemaMismatchError
-from search_sim.relevance.training import ndcg_at_k, split_by_query, train
+from search_sim.relevance.training import ndcg_at_k, paired_bootstrap_ci, split_by_query, train
 
 
 @pytest.mark.parametrize(
@@ -49,6 +49,26 @@ def test_ndcg_at_k(grades, scores, expected):
     assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(
+    ("diffs", "low_above_zero", "high_below_zero"),
+    [
+        ([0.05] * 20, True, False),  # the same gain on every query: the interval is that one point
+        ([0.2, -0.2] * 10, False, False),  # wins and losses cancel: the interval holds 0
+        ([-0.1, -0.12, -0.08] * 10, False, True),  # consistently worse
+        ([0.3] + [0.0] * 29, False, False),  # one big win alone is not a clear improvement
+    ],
+)
+def test_paired_bootstrap_ci(diffs, low_above_zero, high_below_zero):
+    low, high = paired_bootstrap_ci(np.asarray(diffs))
+    assert low <= np.mean(diffs) <= high
+    assert (low > 0) == low_above_zero and (high < 0) == high_below_zero
+    assert paired_bootstrap_ci(np.asarray(diffs)) == (low, high)  # seeded: reproducible
+
+
+def test_paired_bootstrap_ci_of_nothing_is_nan():
+    assert all(np.isnan(v) for v in paired_bootstrap_ci(np.zeros(0)))
+
+
 def test_trained_model_beats_bm25_and_reports(small_relevance_dir):
     metrics = json.loads((small_relevance_dir / "metrics.json").read_text())
     test = metrics["test"]
@@ -56,6 +76,9 @@ def test_trained_model_beats_bm25_and_reports(small_relevance_dir):
     assert test["ndcg@10_oracle"] >= test["ndcg@10_model"]  # the oracle knows the truth behind the grades
     assert test["rmse_grade"] < test["rmse_grade_constant_mean"]
     assert (small_relevance_dir / "report.md").read_text().startswith("# Relevance model")
+    low, high = test["ndcg@10_model_minus_bm25_ci95"]
+    assert low <= test["ndcg@10_model_minus_bm25"] <= high
+    assert "95% paired bootstrap interval" in (small_relevance_dir / "report.md").read_text()
 
 
 def test_save_load_gives_identical_scores(small_relevance_dir, small_index, small_synth_dir):
@@ -185,3 +208,26 @@ def test_unknown_item_ids_are_counted(small_synth_dir, small_index, tmp_path):
     result = train(small_synth_dir, path, small_index, tmp_path / "m", progress=False)
     assert result.metrics["unknown_item_judgments_skipped"] == 2
     assert "2 judgments with unknown item ids skipped" in (tmp_path / "m" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_embedding_variant_scores_reload_and_empty_lists(small_synth_dir, small_index, tmp_path):
+    out = tmp_path / "relevance_emb"
+    result = train(
+        small_synth_dir,
+        small_synth_dir / "judgments.parquet",
+        small_index,
+        out,
+        embeddings=True,
+        progress=False,
+    )
+    assert result.metrics["embeddings"] and "embedding_cosine" in result.metrics["feature_gain_share"]
+    model = RelevanceModel.load(out, small_index)
+    judged = pq.read_table(small_synth_dir / "judgments.parquet").slice(0, 5).to_pydict()
+    query, items = judged["query"][0], judged["item_id"][:5]
+    scores = model.score(query, items)
+    assert scores.shape == (5,) and np.all((scores >= 0) & (scores <= 1))
+    assert np.array_equal(RelevanceModel.load(out, small_index).score(query, items), scores)
+    # a run where no query has results still scores (the evaluation of "no expansion" hits this)
+    assert [len(s) for s in model.score_many([query, "other"], [[], []])] == [0, 0]
+    assert len(model.score_many([], [])) == 0

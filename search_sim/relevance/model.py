@@ -173,6 +173,8 @@ class RelevanceModel:
 
     def _features(self, distinct: list[str], pair_query: np.ndarray, pair_row: np.ndarray) -> np.ndarray:
         X = featurise(self.catalog, [self.parse(q) for q in distinct], pair_query, pair_row)
+        if self.item_embeddings is not None and len(pair_row) == 0:
+            return np.zeros((0, X.shape[1] + 1), dtype=np.float32)
         if self.item_embeddings is not None:
             query_vectors = self.encode_queries(distinct)
             cosine = np.einsum("ij,ij->i", query_vectors[pair_query], self.item_embeddings[pair_row])

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_GRADE = 4
 NDCG_K = 10
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train / valid (early stopping) / test (the report)
+BOOTSTRAP_RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
@@ -464,6 +465,34 @@ def _mean_ndcg(queries, item_ids, grades, scores, per_query: dict | None = None)
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
+def paired_bootstrap_ci(
+    diffs: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(diffs), resampling queries with replacement (paired: one difference
+    model - BM25 per query). The model is *clearly* better than BM25 when the lower bound is above 0.
+    Returns (nan, nan) for no differences."""
+    diffs = np.asarray(diffs, dtype=np.float64)
+    if len(diffs) == 0:
+        return float("nan"), float("nan")
+    picks = np.random.default_rng(seed).integers(0, len(diffs), size=(resamples, len(diffs)))
+    means = diffs[picks].mean(axis=1)
+    tail = (1.0 - level) / 2.0 * 100.0
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100.0 - tail))
+
+
+def _ci_sentence(result: dict) -> str:
+    low, high = result["ndcg@10_model_minus_bm25_ci95"]
+    verdict = (
+        "clearly better than BM25 (the interval excludes 0)"
+        if low > 0
+        else ("clearly worse than BM25" if high < 0 else "not clearly different from BM25 (the interval holds 0)")
+    )
+    return (
+        f"Model - BM25: {result['ndcg@10_model_minus_bm25']:+.4f} NDCG@10, 95% paired bootstrap interval over "
+        f"queries [{low:+.4f}, {high:+.4f}]: {verdict}."
+    )
+
+
 def evaluate(pred: np.ndarray, queries, item_ids, grades, index_dir: Path, oracle=None) -> dict:
     """NDCG@10 of BM25 (the engine's order), the model's predictions ``pred`` (grade / 4) and (synthetic) the
     oracle on held-out queries; RMSE against the grades."""
@@ -497,6 +526,10 @@ def evaluate(pred: np.ndarray, queries, item_ids, grades, index_dir: Path, oracl
             sum(model_per_query[q] < bm25_per_query[q] for q in distinct if np.isfinite(model_per_query[q]))
         ),
     }
+    diffs = np.asarray([model_per_query[q] - bm25_per_query[q] for q in distinct])
+    low, high = paired_bootstrap_ci(diffs[np.isfinite(diffs)])
+    result["ndcg@10_model_minus_bm25"] = float(np.nanmean(diffs)) if np.isfinite(diffs).any() else float("nan")
+    result["ndcg@10_model_minus_bm25_ci95"] = [low, high]
     if oracle is not None:
         # judgments may hold queries outside the generator's log (added by hand): the oracle cannot grade those,
         # so its NDCG and the per-level table cover the known ones, and the report says how many
@@ -564,6 +597,8 @@ def report_markdown(metrics: dict) -> str:
         "",
         f"RMSE against grades (0-4 scale): model {t['rmse_grade']:.4f}, constant mean {t['rmse_grade_constant_mean']:.4f}. "
         f"Per query the model beats BM25 on {t['model_beats_bm25_queries']} and loses on {t['bm25_beats_model_queries']}.",
+        "",
+        _ci_sentence(t),
     ]
     if "ndcg@10_by_query_level" in t:
         lines += ["", "| query level | queries | BM25 | model |", "|---|---|---|---|"]
@@ -588,6 +623,8 @@ def report_markdown(metrics: dict) -> str:
             "",
             f"RMSE (0-4): model {cv['rmse_grade']:.4f}, constant mean {cv['rmse_grade_constant_mean']:.4f}; the model "
             f"beats BM25 on {cv['model_beats_bm25_queries']} queries and loses on {cv['bm25_beats_model_queries']}.",
+            "",
+            _ci_sentence(cv),
         ]
     top = list(metrics["feature_gain_share"].items())[:8]
     lines += ["", "Top features by gain: " + ", ".join(f"{n} {s:.2f}" for n, s in top), ""]
