@@ -51,11 +51,16 @@ class Profile:
     max_context_items: int  # items in each prompt (the paper: up to 10)
     held_out_intent_share: float = 0.1  # share of intents whose queries only appear in eval (synthetic data)
     eval_share_cap: float = 0.2  # eval takes at most this share of the query log
+    max_abstention_share: float = 1.0  # cap on empty answers among the SFT rows (1.0: the teacher's own mix)
 
 
 PROFILES = {
     # CPU demo with SmolLM2-135M on 2 cores: short prompts (5 items) and a few hundred rows keep SFT to minutes.
-    "cpu": Profile("cpu", sft_queries=200, grpo_queries=300, eval_queries=150, max_context_items=5),
+    # Abstentions capped at 25%: trained on the teacher's mix (107 of 200 rows empty), the 135M policy abstained in
+    # most GRPO samples from step 1, so most groups had four equal rewards and no advantage to learn from.
+    "cpu": Profile(
+        "cpu", sft_queries=200, grpo_queries=300, eval_queries=150, max_context_items=5, max_abstention_share=0.25
+    ),
     # The paper: 10,000 SFT examples, 100,000 GRPO queries, 10,000 evaluation queries, 10 context items.
     "paper": Profile(
         "paper", sft_queries=10_000, grpo_queries=100_000, eval_queries=10_000, max_context_items=10
@@ -101,6 +106,24 @@ def split_queries(
     wanted = {"eval": profile.eval_queries, "sft": profile.sft_queries, "grpo": profile.grpo_queries}
     shortfalls = {name: wanted[name] - len(rows) for name, rows in splits.items() if len(rows) < wanted[name]}
     return splits, held_out, shortfalls
+
+
+def cap_abstentions(rows: list[dict], is_empty: list[bool], share: float) -> tuple[list[dict], int]:
+    """Keep every expanding row and the first abstentions (empty answers) up to `share` of the kept rows:
+    at most floor(share * n_expanding / (1 - share)) of them. Returns (kept rows in their order, dropped count)."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"max_abstention_share must be in (0, 1], got {share}")
+    if share == 1.0:
+        return list(rows), 0
+    limit = math.floor(share * sum(not e for e in is_empty) / (1.0 - share) + 1e-9)
+    kept, n_abstentions = [], 0
+    for row, empty in zip(rows, is_empty, strict=True):
+        if empty:
+            if n_abstentions == limit:
+                continue
+            n_abstentions += 1
+        kept.append(row)
+    return kept, len(rows) - len(kept)
 
 
 def _write_jsonl(rows: list[dict], path: Path) -> None:
@@ -262,7 +285,7 @@ def build_splits(
 
     stage_counts = Counter()
     gate_reasons = Counter()
-    sft_rows, sft_llm_rows = [], []
+    sft_rows, sft_llm_rows, sft_empty, sft_llm_empty = [], [], [], []
     rewards, baseline_rewards, n_empty = [], [], 0
     for q, messages in zip(splits["sft"], sft_messages, strict=True):
         entry = scored[q]
@@ -284,6 +307,7 @@ def build_splits(
             "reward": round(b["reward"], 6),
         }
         sft_rows.append(row)
+        sft_empty.append(b["n_expansions"] == 0)
         if b["reward"] <= reward_threshold:
             continue
         stage_counts["3_reward_above_threshold"] += 1
@@ -291,6 +315,9 @@ def build_splits(
             continue
         stage_counts["4_relevance_gain_not_negative"] += 1
         sft_llm_rows.append(row)
+        sft_llm_empty.append(b["n_expansions"] == 0)
+    sft_rows, sft_dropped = cap_abstentions(sft_rows, sft_empty, profile.max_abstention_share)
+    sft_llm_rows, sft_llm_dropped = cap_abstentions(sft_llm_rows, sft_llm_empty, profile.max_abstention_share)
 
     _, grpo_messages = prompts_for(splits["grpo"], "grpo")
     grpo_rows = [{"messages": m, "query": q} for q, m in zip(splits["grpo"], grpo_messages, strict=True)]
@@ -334,6 +361,7 @@ def build_splits(
         "gate_reasons": dict(gate_reasons.most_common()),
         "teacher_gate_pass_rate": stage_counts["2_gate_pass"] / n,
         "teacher_empty_answers": n_empty,
+        "abstentions_dropped_by_cap": {"sft.jsonl": sft_dropped, "sft_llm.jsonl": sft_llm_dropped},
         "teacher_mean_reward": float(np.mean(rewards)) if rewards else math.nan,
         "no_expansion_mean_reward": float(np.mean(baseline_rewards)) if baseline_rewards else math.nan,
         "teacher_beats_no_expansion_share": (

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from data_prep.training import PROFILES, Profile, build_splits, split_queries
+from data_prep.training import PROFILES, Profile, build_splits, cap_abstentions, split_queries
 from tests.fixtures_training import SMALL_PROFILE_KW
 
 SMALL = Profile("small", **SMALL_PROFILE_KW)
@@ -109,3 +109,27 @@ def test_training_pipeline_with_an_openai_compatible_teacher(training_world, tmp
     assert sum(stats["gate_reasons"].values()) == 8
     assert stats["rows"]["sft.jsonl"] == stages.get("2_gate_pass", 0)
     assert (tmp_path / ".work" / "openai_cache.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    ("is_empty", "share", "kept_empty", "dropped"),
+    [
+        ([True, False, True, False, True, True], 1.0, 4, 0),  # 1.0 keeps the teacher's mix
+        ([True, False, True, False, True, True], 0.5, 2, 2),  # 2 expanding rows allow 2 abstentions
+        ([True, False, False, False, True, True], 0.25, 1, 2),  # 3 expanding rows: floor(0.25 * 3 / 0.75) = 1
+        ([True, True, True], 0.25, 0, 3),  # no expanding row: no abstention either
+        ([False, False], 0.25, 0, 0),  # nothing to drop
+    ],
+)
+def test_cap_abstentions(is_empty, share, kept_empty, dropped):
+    rows = [{"i": i} for i in range(len(is_empty))]
+    kept, n_dropped = cap_abstentions(rows, is_empty, share)
+    assert n_dropped == dropped and len(kept) == len(rows) - dropped
+    assert sum(is_empty[r["i"]] for r in kept) == kept_empty
+    assert [r["i"] for r in kept] == sorted(r["i"] for r in kept)  # order kept
+    assert all(r in kept for r, e in zip(rows, is_empty, strict=True) if not e)  # every expansion kept
+
+
+def test_cap_abstentions_rejects_a_bad_share():
+    with pytest.raises(ValueError, match="max_abstention_share"):
+        cap_abstentions([], [], 0.0)
