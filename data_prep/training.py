@@ -59,7 +59,12 @@ PROFILES = {
     # Abstentions capped at 25%: trained on the teacher's mix (107 of 200 rows empty), the 135M policy abstained in
     # most GRPO samples from step 1, so most groups had four equal rewards and no advantage to learn from.
     "cpu": Profile(
-        "cpu", sft_queries=200, grpo_queries=300, eval_queries=150, max_context_items=5, max_abstention_share=0.25
+        "cpu",
+        sft_queries=200,
+        grpo_queries=300,
+        eval_queries=150,
+        max_context_items=5,
+        max_abstention_share=0.25,
     ),
     # The paper: 10,000 SFT examples, 100,000 GRPO queries, 10,000 evaluation queries, 10 context items.
     "paper": Profile(
