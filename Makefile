@@ -140,7 +140,7 @@ eval: | $(SPLITS)/sft.jsonl  ## Table 2 evaluation of the baselines and RUN_DIR'
 		--split $(SPLITS)/eval.jsonl --systems $(EVAL_SYSTEMS) --runs $(EVAL_RUNS) --out $(EVAL_DIR) $(EVAL_ARGS)
 
 # The whole method on CPU, one command: each stage prints a "== [stage]" line and its own progress bars.
-# The demo's evaluation is smaller than the paper's protocol (5 runs over every eval query) to fit ~50 minutes on 2
+# The demo's evaluation is smaller than the paper's protocol (5 runs over every eval query) to fit ~30 minutes on 2
 # cores: CPU generation with the 135M model runs at ~0.15 queries/s, so the demo evaluates 24 queries x 2 runs and
 # leaves out the few-shot system (its 3 in-context examples make the prompt ~1,850 tokens: 0.04 queries/s).
 # The README's full table (every system, 24 queries x 5 runs, 55 min on 2 cores) is
