@@ -143,7 +143,7 @@ eval: | $(SPLITS)/sft.jsonl  ## Table 2 evaluation of the baselines and RUN_DIR'
 # The demo's evaluation is smaller than the paper's protocol (5 runs over every eval query) to fit ~30 minutes on 2
 # cores: CPU generation with the 135M model runs at ~0.15 queries/s, so the demo evaluates 24 queries x 2 runs and
 # leaves out the few-shot system (its 3 in-context examples make the prompt ~1,850 tokens: 0.04 queries/s).
-# The README's full table (every system, 24 queries x 5 runs, 55 min on 2 cores) is
+# The README's full table (every system, 24 queries x 5 runs, 56 min on 2 shared cores) is
 #   make eval PROFILE=cpu EVAL_ARGS="--limit 24 --max-new-tokens 160 --batch-size 8"
 # and plain `make eval PROFILE=cpu` (all 150 eval queries) needs ~5 hours on 2 cores, ~4.5 of them few-shot.
 DEMO_EVAL := EVAL_RUNS=2 EVAL_SYSTEMS=none,rm3,ebqe,rules,sft:runs/cpu/sft/last,leser:runs/cpu/grpo/last \

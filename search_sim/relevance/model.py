@@ -173,8 +173,6 @@ class RelevanceModel:
 
     def _features(self, distinct: list[str], pair_query: np.ndarray, pair_row: np.ndarray) -> np.ndarray:
         X = featurise(self.catalog, [self.parse(q) for q in distinct], pair_query, pair_row)
-        if self.item_embeddings is not None and len(pair_row) == 0:
-            return np.zeros((0, X.shape[1] + 1), dtype=np.float32)
         if self.item_embeddings is not None:
             query_vectors = self.encode_queries(distinct)
             cosine = np.einsum("ij,ij->i", query_vectors[pair_query], self.item_embeddings[pair_row])
@@ -182,6 +180,8 @@ class RelevanceModel:
         return X
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
+        if not queries:  # the encoder returns a 1-D array for no input
+            return np.zeros((0, self.item_embeddings.shape[1]), dtype=np.float32)
         if self._encoder is None:
             self._encoder = embedding_encoder()
         return self._encoder.encode(

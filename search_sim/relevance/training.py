@@ -482,15 +482,12 @@ def paired_bootstrap_ci(
 
 def _ci_sentence(result: dict) -> str:
     low, high = result["ndcg@10_model_minus_bm25_ci95"]
-    verdict = (
-        "clearly better than BM25 (the interval excludes 0)"
-        if low > 0
-        else (
-            "clearly worse than BM25"
-            if high < 0
-            else "not clearly different from BM25 (the interval holds 0)"
-        )
-    )
+    if low > 0:
+        verdict = "clearly better than BM25 (the interval excludes 0)"
+    elif high < 0:
+        verdict = "clearly worse than BM25"
+    else:
+        verdict = "not clearly different from BM25 (the interval holds 0)"
     return (
         f"Model - BM25: {result['ndcg@10_model_minus_bm25']:+.4f} NDCG@10, 95% paired bootstrap interval over "
         f"queries [{low:+.4f}, {high:+.4f}]: {verdict}."
@@ -531,11 +528,9 @@ def evaluate(pred: np.ndarray, queries, item_ids, grades, index_dir: Path, oracl
         ),
     }
     diffs = np.asarray([model_per_query[q] - bm25_per_query[q] for q in distinct])
-    low, high = paired_bootstrap_ci(diffs[np.isfinite(diffs)])
-    result["ndcg@10_model_minus_bm25"] = (
-        float(np.nanmean(diffs)) if np.isfinite(diffs).any() else float("nan")
-    )
-    result["ndcg@10_model_minus_bm25_ci95"] = [low, high]
+    diffs = diffs[np.isfinite(diffs)]
+    result["ndcg@10_model_minus_bm25"] = float(diffs.mean()) if len(diffs) else float("nan")
+    result["ndcg@10_model_minus_bm25_ci95"] = list(paired_bootstrap_ci(diffs))
     if oracle is not None:
         # judgments may hold queries outside the generator's log (added by hand): the oracle cannot grade those,
         # so its NDCG and the per-level table cover the known ones, and the report says how many
