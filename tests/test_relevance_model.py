@@ -10,6 +10,7 @@ import pytest
 
 from data_prep.formats import FormatError
 from search_sim.relevance import RelevanceModel, SchemaMismatchError
+from search_sim.relevance.cross_encoder import CrossEncoderConfig, blend_scores
 from search_sim.relevance.training import ndcg_at_k, paired_bootstrap_ci, split_by_query, train
 
 
@@ -231,3 +232,62 @@ def test_embedding_variant_scores_reload_and_empty_lists(small_synth_dir, small_
     # a run where no query has results still scores (the evaluation of "no expansion" hits this)
     assert [len(s) for s in model.score_many([query, "other"], [[], []])] == [0, 0]
     assert len(model.score_many([], [])) == 0
+
+
+@pytest.mark.slow
+def test_cross_encoder_variant_blends_reloads_and_updates(small_synth_dir, small_index, tmp_path):
+    config = CrossEncoderConfig(epochs=0.2, weight=0.5)  # a few steps: this checks the plumbing, not quality
+    out = tmp_path / "relevance_ce"
+    # 60 of the 300 queries: every fine-tuning and prediction of this test runs on CPU
+    table = pq.read_table(small_synth_dir / "judgments.parquet").to_pydict()
+    keep = set(sorted(set(table["query"]))[:60])
+    judgments = tmp_path / "judgments.parquet"
+    _write_judgments(
+        judgments,
+        [r for r in zip(table["query"], table["item_id"], table["grade"], strict=True) if r[0] in keep],
+    )
+    result = train(
+        small_synth_dir, judgments, small_index, out, cross_encoder=config, cv_folds=2, progress=False
+    )
+    assert result.metrics["cross_encoder"]["steps"] >= 1
+    assert {"ndcg@10_trees_only", "ndcg@10_cross_encoder_only"} <= result.metrics["cv"].keys()
+    assert "trees only" in (out / "report.md").read_text()
+
+    model = RelevanceModel.load(out, small_index)
+    judged = pq.read_table(judgments).slice(0, 5).to_pydict()
+    query, items = judged["query"][0], judged["item_id"][:5]
+    scores = model.score(query, items)
+    trees = model.predict(model.features([query], [items]))
+    cross = model.cross_encoder.predict([query] * 5, model.rows(items))
+    assert np.allclose(scores, 0.5 * trees + 0.5 * cross, atol=1e-6)
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert np.array_equal(RelevanceModel.load(out, small_index).score(query, items), scores)
+    assert [len(s) for s in model.score_many([query, "other"], [[], []])] == [0, 0]
+
+    # the incremental update keeps the cross-encoder and fine-tunes it further
+    updated = train(
+        small_synth_dir, judgments, small_index, tmp_path / "updated", init_model=out, progress=False
+    )
+    assert updated.metrics["cross_encoder"]["init"] == str(out / "cross_encoder")
+    assert "init_model_ndcg@10" in updated.metrics["test"]
+
+
+@pytest.mark.parametrize(
+    ("trees", "cross", "weight", "expected"),
+    [
+        ([0.2, 0.8], [0.6, 0.0], 0.5, [0.4, 0.4]),  # the plain average
+        ([0.2, 0.8], [0.6, 0.0], 0.0, [0.2, 0.8]),  # w = 0: the trees alone (the paper's judge)
+        ([0.2, 0.8], [0.6, 0.0], 1.0, [0.6, 0.0]),  # w = 1: the cross-encoder alone
+        ([1.0], [1.0], 0.3, [1.0]),  # both at the top of the scale stay there
+        ([], [], 0.5, []),  # no pairs
+    ],
+)
+def test_blend_scores(trees, cross, weight, expected):
+    got = blend_scores(np.asarray(trees, np.float32), np.asarray(cross, np.float32), weight)
+    assert got.dtype == np.float32 and np.allclose(got, expected)
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5])  # outside [0, 1]: not a blend
+def test_blend_weight_out_of_range_is_an_error(weight):
+    with pytest.raises(ValueError, match="weight"):
+        blend_scores(np.zeros(1), np.zeros(1), weight)

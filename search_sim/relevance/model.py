@@ -6,6 +6,7 @@ Model directory layout (written by ``python -m search_sim relevance train``):
     MODEL/schema.json             feature schema: version, feature names, analyzer config, catalog checksum, ...
     MODEL/catalog_features.npz    per-field term keys and item sets of the catalog (see features.py)
     MODEL/item_embeddings.npy     only with --embeddings: L2-normalised MiniLM vectors of the items
+    MODEL/cross_encoder/          only with --cross-encoder: the fine-tuned MiniLM cross-encoder (cross_encoder.py)
     MODEL/metrics.json, report.md quality report of the training run
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search_sim.relevance.cross_encoder import CROSS_ENCODER_DIR, CrossEncoder, blend_scores
 from search_sim.relevance.features import (
     FEATURE_SCHEMA_VERSION,
     CatalogFeatures,
@@ -92,7 +94,8 @@ def item_texts(catalog: dict[str, list]) -> list[str]:
 
 
 class RelevanceModel:
-    """Pointwise judge: ``score(query, item_ids)`` is the predicted grade / 4, clipped to [0, 1].
+    """Pointwise judge: ``score(query, item_ids)`` is the predicted grade / 4, clipped to [0, 1]; with a
+    cross-encoder, the blend ``(1 - w) * trees + w * cross-encoder`` of two such predictions.
 
     Deterministic: the same inputs give the same float32 scores (single-threaded LightGBM prediction).
     """
@@ -105,8 +108,10 @@ class RelevanceModel:
         analyzer,
         item_embeddings: np.ndarray | None = None,
         num_threads: int = 1,
+        cross_encoder: CrossEncoder | None = None,
     ):
         self.booster = booster
+        self.cross_encoder = cross_encoder
         self.schema = schema
         self.catalog = catalog
         self.analyzer = analyzer
@@ -137,7 +142,12 @@ class RelevanceModel:
         booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
         embeddings = np.load(model_dir / EMBEDDINGS_FILE) if schema.get("embeddings") else None
         analyzer = Analyzer(AnalyzerConfig.from_dict(index_identity(manifest)["analyzer"]))
-        return cls(booster, schema, catalog, analyzer, embeddings, num_threads)
+        cross_encoder = (
+            CrossEncoder.load(model_dir / CROSS_ENCODER_DIR, len(catalog.item_ids))
+            if schema.get("cross_encoder")
+            else None
+        )
+        return cls(booster, schema, catalog, analyzer, embeddings, num_threads, cross_encoder)
 
     def rows(self, item_ids: Sequence[str]) -> np.ndarray:
         """Catalog rows of item ids; KeyError naming the unknown ones."""
@@ -161,15 +171,17 @@ class RelevanceModel:
 
     def features(self, queries: Sequence[str], item_id_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """Feature matrix of all pairs, list after list (one featurise call)."""
+        return self._features(*self._pairs(queries, item_id_lists))
+
+    def _pairs(self, queries: Sequence[str], item_id_lists: Sequence[Sequence[str]]):
+        """(distinct queries, query index of each pair, catalog row of each pair), list after list."""
         if len(queries) != len(item_id_lists):
             raise ValueError(f"{len(queries)} queries but {len(item_id_lists)} item id lists")
         distinct = list(dict.fromkeys(queries))
         query_index = {q: i for i, q in enumerate(distinct)}
         lengths = np.asarray([len(ids) for ids in item_id_lists], dtype=np.int64)
         pair_query = np.repeat(np.asarray([query_index[q] for q in queries], dtype=np.int64), lengths)
-        flat_ids = [i for ids in item_id_lists for i in ids]
-        pair_row = self.rows(flat_ids)
-        return self._features(distinct, pair_query, pair_row)
+        return distinct, pair_query, self.rows([i for ids in item_id_lists for i in ids])
 
     def _features(self, distinct: list[str], pair_query: np.ndarray, pair_row: np.ndarray) -> np.ndarray:
         X = featurise(self.catalog, [self.parse(q) for q in distinct], pair_query, pair_row)
@@ -194,12 +206,24 @@ class RelevanceModel:
         raw = self.booster.predict(X, num_threads=self.num_threads)
         return np.clip(raw, 0.0, 1.0).astype(np.float32)
 
+    def blend(
+        self, tree_scores: np.ndarray, distinct: list[str], pair_query: np.ndarray, pair_row: np.ndarray
+    ):
+        """The final score of pairs whose tree scores are known: adds the cross-encoder's share, if any."""
+        if self.cross_encoder is None:
+            return tree_scores
+        cross = self.cross_encoder.predict([distinct[i] for i in pair_query], pair_row)
+        return blend_scores(tree_scores, cross, self.cross_encoder.config.weight)
+
     def score(self, query: str, item_ids: Sequence[str]) -> np.ndarray:
         """Relevance of each item to ``query`` in [0, 1] (float32, same order as item_ids)."""
         return self.score_many([query], [item_ids])[0]
 
     def score_many(self, queries: Sequence[str], item_id_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Batched score(): one featurise and one predict call for all lists."""
-        scores = self.predict(self.features(queries, item_id_lists))
+        distinct, pair_query, pair_row = self._pairs(queries, item_id_lists)
+        scores = self.blend(
+            self.predict(self._features(distinct, pair_query, pair_row)), distinct, pair_query, pair_row
+        )
         bounds = np.cumsum([len(ids) for ids in item_id_lists])[:-1]
         return np.split(scores, bounds) if len(item_id_lists) else []

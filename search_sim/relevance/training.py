@@ -2,7 +2,8 @@
 
 The paper's judge is a GBDT trained pointwise with Gaussian (L2) regression on five-level human labels and updated
 incrementally for new listings (LESER, arXiv 2509.05570, section "Reward"); `--init-model` continues the trees of an
-earlier model on new judgments.
+earlier model on new judgments. `--cross-encoder` adds a MiniLM cross-encoder fine-tuned on the same judgments and
+target, averaged with the trees (cross_encoder.py): beyond the paper, for catalogs where features alone do not beat BM25.
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from search_sim.relevance.cross_encoder import (
+    BASE_MODEL_NAME,
+    CROSS_ENCODER_DIR,
+    CrossEncoder,
+    CrossEncoderConfig,
+    blend_scores,
+)
 from search_sim.relevance.features import FEATURE_SCHEMA_VERSION, CatalogFeatures, feature_names
 from search_sim.relevance.model import (
     CATALOG_FEATURES_FILE,
@@ -229,10 +237,14 @@ def train(
     config: TrainConfig = TrainConfig(),
     progress: bool = True,
     cv_folds: int = 0,
+    cross_encoder: CrossEncoderConfig | None = None,
 ) -> TrainResult:
     """Train and write a model directory (see model.py). With ``cv_folds`` = K > 1 the report also gives the
     K-fold cross-validated quality over ALL judged queries (each fold held out once, split by query), which is
-    steadier than the single test split when there are few queries (the ESCI sample has 150)."""
+    steadier than the single test split when there are few queries (the ESCI sample has 150).
+
+    With ``cross_encoder`` a cross-encoder is fine-tuned on the train and valid queries (it has no early stopping,
+    so the test queries stay unseen) and blended with the trees; under CV one more is fine-tuned per fold."""
     import lightgbm as lgb
 
     from search_sim.analyzer import Analyzer, AnalyzerConfig
@@ -262,6 +274,12 @@ def train(
                 init_schema["embeddings"],
             )
             embeddings = init_schema["embeddings"]
+    init_cross_encoder = None
+    if init_model is not None and init_schema.get("cross_encoder"):
+        init_cross_encoder = init_model / CROSS_ENCODER_DIR
+        if cross_encoder is None:
+            cross_encoder = CrossEncoderConfig(**init_schema["cross_encoder"]["config"])
+            log.info("--init-model %s has a cross-encoder: it is fine-tuned further", init_model)
     names = feature_names(embeddings)
 
     catalog_columns = _load_catalog_columns(index_dir, catalog_dir, manifest)
@@ -286,6 +304,11 @@ def train(
         "n_items": len(catalog.item_ids),
         "index_dir": str(index_dir),
         "lightgbm_params": config.lgb_params(),
+        "cross_encoder": (
+            {"base_model": BASE_MODEL_NAME, "config": asdict(cross_encoder)}
+            if cross_encoder is not None
+            else None
+        ),
     }
     scorer = RelevanceModel(None, schema, catalog, analyzer, item_vectors, num_threads=config.num_threads)
 
@@ -296,9 +319,9 @@ def train(
     t0 = time.perf_counter()
     distinct = list(dict.fromkeys(judged.queries))
     qidx = {q: i for i, q in enumerate(distinct)}
-    X = scorer._features(
-        distinct, np.asarray([qidx[q] for q in judged.queries], np.int64), scorer.rows(judged.item_ids)
-    )
+    pair_query = np.asarray([qidx[q] for q in judged.queries], np.int64)
+    pair_row = scorer.rows(judged.item_ids)
+    X = scorer._features(distinct, pair_query, pair_row)
     featurise_s = time.perf_counter() - t0
 
     params = config.lgb_params()
@@ -322,6 +345,18 @@ def train(
     # round-trip through the text format so the saved model and the evaluated model are the same object
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
     scorer.booster = booster
+    texts = item_texts(catalog_columns) if cross_encoder is not None else None
+    if cross_encoder is not None:
+        seen = part != "test"
+        scorer.cross_encoder = CrossEncoder.fine_tune(
+            [q for q, s in zip(judged.queries, seen, strict=True) if s],
+            pair_row[seen],
+            y[seen],
+            texts,
+            cross_encoder,
+            init_dir=init_cross_encoder,
+            progress=progress,
+        )
 
     metrics = {
         "schema_version": FEATURE_SCHEMA_VERSION,
@@ -335,21 +370,33 @@ def train(
         "unknown_item_judgments_skipped": judged.unknown_item_rows,
         "trees": booster.num_trees(),
         "trees_from_init_model": init_trees,
+        "cross_encoder": scorer.cross_encoder.training_log if scorer.cross_encoder is not None else None,
         "seconds": {"catalog_features": catalog_build_s, "featurise": featurise_s, "train": train_s},
         "seed": config.seed,
     }
     test_mask = part == "test"
+    test_trees = scorer.predict(X[test_mask])
+    test_queries = [q for q, m in zip(judged.queries, test_mask, strict=True) if m]
+    test_items = [i for i, m in zip(judged.item_ids, test_mask, strict=True) if m]
     metrics["test"] = evaluate(
-        scorer.predict(X[test_mask]),
+        scorer.blend(test_trees, distinct, pair_query[test_mask], pair_row[test_mask]),
         [q for q, m in zip(judged.queries, test_mask, strict=True) if m],
         [i for i, m in zip(judged.item_ids, test_mask, strict=True) if m],
         judged.grades[test_mask],
         index_dir,
         _oracle(catalog_dir),
     )
+    if scorer.cross_encoder is not None:
+        metrics["test"]["ndcg@10_trees_only"] = _mean_ndcg(
+            test_queries, test_items, judged.grades[test_mask], test_trees
+        )
     if init_booster is not None:
         before = RelevanceModel(init_booster, schema, catalog, analyzer, item_vectors, config.num_threads)
-        pred = before.predict(X[test_mask])
+        if init_cross_encoder is not None:
+            before.cross_encoder = CrossEncoder.load(init_cross_encoder, item_texts=texts)
+        pred = before.blend(
+            before.predict(X[test_mask]), distinct, pair_query[test_mask], pair_row[test_mask]
+        )
         metrics["test"]["init_model_rmse_grade"] = _rmse(pred * MAX_GRADE, judged.grades[test_mask])
         metrics["test"]["init_model_ndcg@10"] = _mean_ndcg(
             [q for q, m in zip(judged.queries, test_mask, strict=True) if m],
@@ -359,10 +406,30 @@ def train(
         )
     if cv_folds:
         oof = cross_validated_predictions(X, y, judged.queries, cv_folds, config, names, init_booster)
+        trees_only = None
+        if cross_encoder is not None:
+            trees_only = _mean_ndcg(judged.queries, judged.item_ids, judged.grades, oof)
+            oof_cross = cross_validated_cross_encoder(
+                judged.queries,
+                pair_row,
+                y,
+                texts,
+                cv_folds,
+                config.seed,
+                cross_encoder,
+                init_cross_encoder,
+                progress,
+            )
+            oof = blend_scores(oof, oof_cross, cross_encoder.weight)
         metrics["cv"] = {
             "folds": cv_folds,
             **evaluate(oof, judged.queries, judged.item_ids, judged.grades, index_dir, _oracle(catalog_dir)),
         }
+        if trees_only is not None:
+            metrics["cv"]["ndcg@10_trees_only"] = trees_only
+            metrics["cv"]["ndcg@10_cross_encoder_only"] = _mean_ndcg(
+                judged.queries, judged.item_ids, judged.grades, oof_cross
+            )
     importance = booster.feature_importance(importance_type="gain")
     metrics["feature_gain_share"] = {
         n: round(float(g / max(importance.sum(), 1e-12)), 4)
@@ -376,6 +443,8 @@ def train(
         catalog.save(tmp / CATALOG_FEATURES_FILE)
         if item_vectors is not None:
             np.save(tmp / EMBEDDINGS_FILE, item_vectors)
+        if scorer.cross_encoder is not None:
+            scorer.cross_encoder.save(tmp / CROSS_ENCODER_DIR)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (tmp / "report.md").write_text(report_markdown(metrics))
 
@@ -389,11 +458,7 @@ def cross_validated_predictions(X, y, queries, folds: int, config: TrainConfig, 
     early stopping on a query-disjoint 15% of them."""
     import lightgbm as lgb
 
-    distinct = sorted(set(queries))
-    if folds < 2 or folds > len(distinct):
-        raise ValueError(f"--cv-folds must be in 2..{len(distinct)} (distinct queries), got {folds}")
-    order = np.random.default_rng(config.seed + 1).permutation(len(distinct))
-    fold_of = {distinct[idx]: rank % folds for rank, idx in enumerate(order)}
+    distinct, fold_of = query_folds(queries, folds, config.seed)
     pair_fold = np.asarray([fold_of[q] for q in queries])
     pred = np.zeros(len(queries), dtype=np.float32)
     for k in range(folds):
@@ -416,6 +481,40 @@ def cross_validated_predictions(X, y, queries, folds: int, config: TrainConfig, 
             X[test_mask], num_iteration=booster.best_iteration or None, num_threads=config.num_threads
         )
         pred[test_mask] = np.clip(raw, 0.0, 1.0)
+    return pred
+
+
+def query_folds(queries: list[str], folds: int, seed: int) -> tuple[list[str], dict[str, int]]:
+    """(sorted distinct queries, query -> fold in 0..folds-1): seeded, the same for the trees and the cross-encoder."""
+    distinct = sorted(set(queries))
+    if folds < 2 or folds > len(distinct):
+        raise ValueError(f"--cv-folds must be in 2..{len(distinct)} (distinct queries), got {folds}")
+    order = np.random.default_rng(seed + 1).permutation(len(distinct))
+    return distinct, {distinct[idx]: rank % folds for rank, idx in enumerate(order)}
+
+
+def cross_validated_cross_encoder(
+    queries, rows, y, texts, folds: int, seed: int, config: CrossEncoderConfig, init_dir=None, progress=True
+) -> np.ndarray:
+    """Out-of-fold cross-encoder scores on the folds of :func:`query_folds`: one fine-tuning per fold on the
+    other folds' pairs (train and valid alike: the cross-encoder has no early stopping)."""
+    _, fold_of = query_folds(queries, folds, seed)
+    pair_fold = np.asarray([fold_of[q] for q in queries])
+    pred = np.zeros(len(queries), dtype=np.float32)
+    for k in range(folds):
+        rest = np.flatnonzero(pair_fold != k)
+        held = np.flatnonzero(pair_fold == k)
+        model = CrossEncoder.fine_tune(
+            [queries[i] for i in rest],
+            rows[rest],
+            y[rest],
+            texts,
+            config,
+            init_dir,
+            progress,
+            desc=f"cross-encoder, CV fold {k + 1}/{folds}",
+        )
+        pred[held] = model.predict([queries[i] for i in held], rows[held])
     return pred
 
 
@@ -582,7 +681,13 @@ def report_markdown(metrics: dict) -> str:
             else ""
         )
         + f"; embeddings: {'yes' if metrics['embeddings'] else 'no'}; "
-        f"{metrics['unknown_item_judgments_skipped']} judgments with unknown item ids skipped.",
+        + (
+            f"cross-encoder: fine-tuned on {metrics['cross_encoder']['pairs']} pairs "
+            f"({metrics['cross_encoder']['seconds']:.0f} s), blended with the trees; "
+            if metrics.get("cross_encoder")
+            else ""
+        )
+        + f"{metrics['unknown_item_judgments_skipped']} judgments with unknown item ids skipped.",
         "",
         "| order of the judged pool | NDCG@10 |",
         "|---|---|",
@@ -590,6 +695,8 @@ def report_markdown(metrics: dict) -> str:
         f"| engine (default minimum_should_match; items it does not recall last) | {t['ndcg@10_engine_default_msm']:.4f} |",
         f"| relevance model | {t['ndcg@10_model']:.4f} |",
     ]
+    if "ndcg@10_trees_only" in t:
+        lines.append(f"| relevance model, trees only (no cross-encoder) | {t['ndcg@10_trees_only']:.4f} |")
     if "ndcg@10_oracle" in t:
         lines.append(f"| oracle (synthetic truth) | {t['ndcg@10_oracle']:.4f} |")
     if "init_model_ndcg@10" in t:
@@ -618,6 +725,11 @@ def report_markdown(metrics: dict) -> str:
             f"| engine (default minimum_should_match) | {cv['ndcg@10_engine_default_msm']:.4f} |",
             f"| relevance model | {cv['ndcg@10_model']:.4f} |",
         ]
+        if "ndcg@10_trees_only" in cv:
+            lines.append(
+                f"| trees only / cross-encoder only | {cv['ndcg@10_trees_only']:.4f} / "
+                f"{cv['ndcg@10_cross_encoder_only']:.4f} |"
+            )
         if "ndcg@10_oracle" in cv:
             lines.append(f"| oracle | {cv['ndcg@10_oracle']:.4f} |")
         lines += [
