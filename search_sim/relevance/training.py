@@ -345,8 +345,9 @@ def train(
     # round-trip through the text format so the saved model and the evaluated model are the same object
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
     scorer.booster = booster
-    texts = item_texts(catalog_columns) if cross_encoder is not None else None
+    texts = None
     if cross_encoder is not None:
+        texts = item_texts(catalog_columns)
         seen = part != "test"
         scorer.cross_encoder = CrossEncoder.fine_tune(
             [q for q, s in zip(judged.queries, seen, strict=True) if s],
@@ -380,8 +381,8 @@ def train(
     test_items = [i for i, m in zip(judged.item_ids, test_mask, strict=True) if m]
     metrics["test"] = evaluate(
         scorer.blend(test_trees, distinct, pair_query[test_mask], pair_row[test_mask]),
-        [q for q, m in zip(judged.queries, test_mask, strict=True) if m],
-        [i for i, m in zip(judged.item_ids, test_mask, strict=True) if m],
+        test_queries,
+        test_items,
         judged.grades[test_mask],
         index_dir,
         _oracle(catalog_dir),
@@ -399,8 +400,8 @@ def train(
         )
         metrics["test"]["init_model_rmse_grade"] = _rmse(pred * MAX_GRADE, judged.grades[test_mask])
         metrics["test"]["init_model_ndcg@10"] = _mean_ndcg(
-            [q for q, m in zip(judged.queries, test_mask, strict=True) if m],
-            [i for i, m in zip(judged.item_ids, test_mask, strict=True) if m],
+            test_queries,
+            test_items,
             judged.grades[test_mask],
             pred,
         )
