@@ -561,8 +561,14 @@ def _mean_ndcg(queries, item_ids, grades, scores, per_query: dict | None = None)
         if per_query is not None:
             per_query[q] = v
         values.append(v)
-    values = np.asarray(values)
-    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    return _finite_mean(values)
+
+
+def _finite_mean(values) -> float:
+    """Mean over the finite values (queries with an NDCG); nan, without a warning, when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
 
 
 def paired_bootstrap_ci(
@@ -659,8 +665,8 @@ def evaluate(pred: np.ndarray, queries, item_ids, grades, index_dir: Path, oracl
         result["ndcg@10_by_query_level"] = {
             level: {
                 "queries": v["queries"],
-                "bm25": float(np.nanmean(v["bm25"])),
-                "model": float(np.nanmean(v["model"])),
+                "bm25": _finite_mean(v["bm25"]),
+                "model": _finite_mean(v["model"]),
             }
             for level, v in sorted(by_level.items())
         }
