@@ -163,7 +163,7 @@ demo:  ## CPU demo: setup, data, index, relevance, splits, SFT, GRPO, evaluation
 # The real ESCI US sample beside the repository (../shared/data/esci_us_sample): import, index, relevance model,
 # then the model-free baselines through the same evaluation harness (the query log is the eval set: 150 queries).
 # The judge adds the MiniLM cosine and a fine-tuned cross-encoder (the trees alone do not clearly beat BM25 on this
-# sample, README "The relevance judge"): about 50 min on 2 CPU cores, 6 fine-tunings of ~6 min (the model + 5 CV
+# sample, README "The relevance judge"): about 50 min on 2 CPU cores, 6 fine-tunings of ~7 min (the model + 5 CV
 # folds). ESCI_JUDGE="--embeddings" trains the trees-only judge in ~2 min.
 ESCI := artifacts/esci
 ESCI_JUDGE ?= --embeddings --cross-encoder

@@ -74,8 +74,6 @@ def _train(args: argparse.Namespace) -> None:
     from search_sim.relevance.cross_encoder import CrossEncoderConfig
     from search_sim.relevance.training import TrainConfig, report_markdown, train
 
-    if not 0.0 <= args.cross_encoder_weight <= 1.0:
-        raise SystemExit(f"--cross-encoder-weight must be in [0, 1], got {args.cross_encoder_weight}")
     result = train(
         args.catalog,
         args.judgments,

@@ -15,7 +15,6 @@ Directory layout (``MODEL/cross_encoder/``): the fine-tuned transformer and toke
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Sequence
@@ -23,8 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 CROSS_ENCODER_DIR = "cross_encoder"
 SETTINGS_FILE = "cross_encoder.json"
@@ -53,6 +50,10 @@ class CrossEncoderConfig:
     max_length: int = 64
     weight: float = 0.5  # share of the cross-encoder in the blended score
     seed: int = 7
+
+    def __post_init__(self):
+        if not 0.0 <= self.weight <= 1.0:  # checked here, not after a long fine-tuning
+            raise ValueError(f"cross-encoder weight must be in [0, 1], got {self.weight}")
 
 
 def minilm_folder() -> Path:
@@ -130,7 +131,7 @@ class CrossEncoder:
                 batch = order[start : start + config.batch_size]
                 encoded = _encode(
                     tokenizer, [queries[i] for i in batch], [item_texts[rows[i]] for i in batch], config
-                )
+                ).to(model.device)
                 pred = torch.sigmoid(model(**encoded).logits.squeeze(-1))
                 loss = torch.nn.functional.mse_loss(pred, targets_t[batch].to(pred.device))
                 loss.backward()
@@ -168,7 +169,7 @@ class CrossEncoder:
                     list(queries[start:stop]),
                     [self.item_texts[r] for r in rows[start:stop]],
                     self.config,
-                )
+                ).to(self.model.device)
                 out[start:stop] = (
                     torch.sigmoid(self.model(**encoded).logits.squeeze(-1)).float().cpu().numpy()
                 )
@@ -215,7 +216,6 @@ class CrossEncoder:
 
 
 def _encode(tokenizer, queries: list[str], texts: list[str], config: CrossEncoderConfig):
-    encoded = tokenizer(
+    return tokenizer(
         queries, texts, truncation=True, max_length=config.max_length, padding=True, return_tensors="pt"
     )
-    return encoded.to(_device())
