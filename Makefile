@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GPU ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | wc -l || echo 0)
 SETUP_STAMP := .venv/.setup-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help setup test test-fast lint format bench data sft grpo eval demo plot esci
+.PHONY: help setup test test-fast lint format bench data sft grpo eval demo plot esci experiment
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -44,7 +44,7 @@ bench: setup  ## all benchmarks; writes bench/results/*.json and bench/RESULTS.m
 # ---------------------------------------------------------------------------------------------------------------
 # Training: `make sft`, `make grpo`, `make eval`, `make demo` (recipes/ holds the ms-swift YAML they run).
 #
-#   PROFILE        paper (8 GPUs) | 1gpu | cpu; default from the GPUs present: 0 -> cpu, 1 -> 1gpu, more -> paper
+#   PROFILE        paper (8 GPUs) | 1gpu | cpu | learn (the CPU learning experiment); default from the GPUs present: 0 -> cpu, 1 -> 1gpu, more -> paper
 #   BACKBONE       recipes/<BACKBONE>/: SmolLM2-135M-Instruct (cpu), Llama-3.2-3B-Instruct (1gpu, paper),
 #                  Llama-3.2-1B-Instruct / Llama-3.1-8B-Instruct (paper-profile ablations)
 #   GRPO_VARIANT   recipe name under grpo/ (default PROFILE; no_warmup = GRPO from the base model)
@@ -64,17 +64,18 @@ bench: setup  ## all benchmarks; writes bench/results/*.json and bench/RESULTS.m
 # ---------------------------------------------------------------------------------------------------------------
 SWIFT := .venv/bin/swift
 PROFILE ?= $(if $(filter 0,$(GPU)),cpu,$(if $(filter 1,$(GPU)),1gpu,paper))
-BACKBONE ?= $(if $(filter cpu,$(PROFILE)),SmolLM2-135M-Instruct,Llama-3.2-3B-Instruct)
+BACKBONE ?= $(if $(filter cpu learn,$(PROFILE)),SmolLM2-135M-Instruct,Llama-3.2-3B-Instruct)
 GRPO_VARIANT ?= $(PROFILE)
 RUN_DIR ?= runs/$(PROFILE)
 SFT_RECIPE ?= recipes/$(BACKBONE)/sft/$(PROFILE).yaml
 GRPO_RECIPE ?= recipes/$(BACKBONE)/grpo/$(GRPO_VARIANT).yaml
-# the training data profile: the CPU demo's small splits, or the paper's sizes for any GPU profile
-DATA_PROFILE ?= $(if $(filter cpu,$(PROFILE)),cpu,paper)
+# the training data profile: the CPU demo's small splits, the learning experiment's, or the paper's sizes for any
+# GPU profile
+DATA_PROFILE ?= $(if $(filter cpu learn,$(PROFILE)),$(PROFILE),paper)
 DATA ?= artifacts/synth
 INDEX ?= $(DATA)/index
 RELEVANCE ?= $(DATA)/relevance
-SPLITS ?= $(DATA)/splits
+SPLITS ?= $(DATA)/splits$(if $(filter learn,$(DATA_PROFILE)),_learn)
 SMOLLM2 := models/smollm2-135m-instruct
 EVAL_DIR ?= runs/eval/$(PROFILE)
 EVAL_RUNS ?= 5
@@ -111,7 +112,7 @@ $(SPLITS)/sft.jsonl: | $(RELEVANCE)/model.txt $(SMOLLM2)/config.json
 
 data: $(SPLITS)/sft.jsonl  ## synthetic marketplace, index, relevance model, base model and training splits
 
-SFT_INPUTS := $(SPLITS)/sft.jsonl $(if $(filter cpu,$(PROFILE)),$(SMOLLM2)/config.json)
+SFT_INPUTS := $(SPLITS)/sft.jsonl $(if $(filter cpu learn,$(PROFILE)),$(SMOLLM2)/config.json)
 
 sft: | $(SFT_INPUTS)  ## SFT warm-up: swift sft recipes/BACKBONE/sft/PROFILE.yaml (PROFILE=paper|1gpu|cpu)
 	@echo "== [sft] $(SFT_RECIPE) -> $(RUN_DIR)/sft"
@@ -122,12 +123,17 @@ sft: | $(SFT_INPUTS)  ## SFT warm-up: swift sft recipes/BACKBONE/sft/PROFILE.yam
 # GRPO starts from the latest SFT checkpoint unless MODEL is given (or the recipe is the no-warm-up ablation)
 GRPO_MODEL = $(or $(MODEL),$(if $(filter no_warmup,$(GRPO_VARIANT)),,$(shell $(PY) scripts/latest_checkpoint.py $(RUN_DIR)/sft 2>/dev/null)))
 
+# RESUME=1: continue from the newest checkpoint under RUN_DIR/grpo (its weights and step count, the data order
+# skipped to that step; AdamW restarts, as the recipes save weights only). Without a checkpoint it starts afresh.
+GRPO_RESUME = $(if $(RESUME),$(shell $(PY) scripts/latest_checkpoint.py $(RUN_DIR)/grpo 2>/dev/null))
+
 grpo: | $(SPLITS)/sft.jsonl  ## GRPO with the LESER reward: swift rlhf recipes/BACKBONE/grpo/GRPO_VARIANT.yaml
 	@test -n "$(GRPO_MODEL)$(filter no_warmup,$(GRPO_VARIANT))" || \
 		{ echo "error: no SFT checkpoint under $(RUN_DIR)/sft: run 'make sft' first or pass MODEL=..."; exit 1; }
-	@echo "== [grpo] $(GRPO_RECIPE) from $(or $(GRPO_MODEL),the recipe's base model) -> $(RUN_DIR)/grpo"
+	@echo "== [grpo] $(GRPO_RECIPE) from $(or $(GRPO_RESUME),$(GRPO_MODEL),the recipe's base model) -> $(RUN_DIR)/grpo"
 	$(SWIFT) rlhf $(GRPO_RECIPE) --output_dir $(RUN_DIR)/grpo --dataset $(SPLITS)/grpo.jsonl \
-		$(if $(GRPO_MODEL),--model $(GRPO_MODEL)) $(STEP_ARGS) $(SWIFT_ARGS)
+		$(if $(GRPO_MODEL),--model $(GRPO_MODEL)) $(STEP_ARGS) \
+		$(if $(GRPO_RESUME),--resume_from_checkpoint $(GRPO_RESUME) --resume_only_model true) $(SWIFT_ARGS)
 	$(PY) scripts/latest_checkpoint.py $(RUN_DIR)/grpo --link $(RUN_DIR)/grpo/last
 	$(PY) scripts/plot_grpo.py $(RUN_DIR)/grpo --out $(RUN_DIR)/grpo/grpo_curves.png
 
@@ -159,6 +165,30 @@ demo:  ## CPU demo: setup, data, index, relevance, splits, SFT, GRPO, evaluation
 	echo "== [demo] results table: $(EVAL_DIR)/results.md" && cat runs/eval/cpu/results.md && \
 	echo "== [demo] GRPO curves: runs/cpu/grpo/grpo_curves.png; evaluation chart: runs/eval/cpu/results.png" && \
 	echo "== [demo] done in $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
+
+# The learning experiment (issue: does GRPO improve on its SFT start and on the rules teacher?): the `learn`
+# recipes for SmolLM2-135M on 2 CPU cores, then the probe curve, the evaluation with paired intervals and the
+# reward diagnosis. Each stage is skipped when its output exists, and GRPO resumes from its newest checkpoint, so
+# after an interruption the same command continues. Run it in the background:
+#   nohup make experiment > runs/learn/experiment.log 2>&1 &    (tail -f runs/learn/experiment.log)
+# Results: runs/learn/{probe,diagnosis}/, runs/eval/learn/results.{md,json,png}; committed copies in docs/experiment/.
+LEARN_EVAL := EVAL_RUNS=3 EVAL_SYSTEMS=none,rules,sft:runs/learn/sft/last,leser:runs/learn/grpo/last \
+	EVAL_ARGS="--max-new-tokens 192 --batch-size 25"
+experiment: PROFILE := learn
+experiment:  ## learning experiment on CPU (~3 h): learn SFT + GRPO, probe curve, 150 queries x 3 runs, diagnosis
+	@start=$$(date +%s); mkdir -p runs/learn; \
+	$(MAKE) --no-print-directory setup && \
+	$(MAKE) --no-print-directory data PROFILE=learn && \
+	{ test -e runs/learn/sft/last || $(MAKE) --no-print-directory sft PROFILE=learn; } && \
+	{ test -e runs/learn/grpo/last || $(MAKE) --no-print-directory grpo PROFILE=learn RESUME=1; } && \
+	echo "== [probe] true NDCG@10 of the SFT start and the GRPO checkpoints -> runs/learn/probe" && \
+	$(PY) scripts/probe_curve.py --grpo runs/learn/grpo --start runs/learn/sft/last \
+		--split $(DATA)/splits_learn/probe.jsonl --out runs/learn/probe --every 50 && \
+	$(MAKE) --no-print-directory eval PROFILE=learn $(LEARN_EVAL) && \
+	echo "== [diagnosis] reward landscape and GRPO behaviour -> runs/learn/diagnosis" && \
+	$(PY) scripts/diagnose_reward.py --split $(DATA)/splits_learn/grpo.jsonl --grpo runs/learn/grpo \
+		--out runs/learn/diagnosis > /dev/null && \
+	echo "== [experiment] done in $$(( ($$(date +%s) - start) / 60 )) min: runs/eval/learn/results.md"
 
 # The real ESCI US sample beside the repository (../shared/data/esci_us_sample): import, index, relevance model,
 # then the model-free baselines through the same evaluation harness (the query log is the eval set: 150 queries).

@@ -52,6 +52,7 @@ class Profile:
     held_out_intent_share: float = 0.1  # share of intents whose queries only appear in eval (synthetic data)
     eval_share_cap: float = 0.2  # eval takes at most this share of the query log
     max_abstention_share: float = 1.0  # cap on empty answers among the SFT rows (1.0: the teacher's own mix)
+    probe_queries: int = 0  # a small split disjoint from all others, for learning curves (probe.jsonl)
 
 
 PROFILES = {
@@ -66,6 +67,20 @@ PROFILES = {
         max_context_items=5,
         max_abstention_share=0.25,
     ),
+    # The learning experiment (`make experiment`, recipes/SmolLM2-135M-Instruct/*/learn.yaml): sized so that GRPO
+    # gets hundreds of several-prompt steps on 2 CPU cores. 3 context items keep prompts short (GRPO's cost is
+    # dominated by the tokens of prompt + completion), 600 SFT candidates give the warm-up enough distinct queries to
+    # learn when to abstain, and 1,000 GRPO queries are never revisited within the run. 150 eval queries (the
+    # issue's protocol) and a disjoint 50-query probe for the curve of true NDCG over the GRPO steps.
+    "learn": Profile(
+        "learn",
+        sft_queries=600,
+        grpo_queries=1000,
+        eval_queries=150,
+        max_context_items=3,
+        max_abstention_share=0.35,
+        probe_queries=50,
+    ),
     # The paper: 10,000 SFT examples, 100,000 GRPO queries, 10,000 evaluation queries, 10 context items.
     "paper": Profile(
         "paper", sft_queries=10_000, grpo_queries=100_000, eval_queries=10_000, max_context_items=10
@@ -76,7 +91,8 @@ PROFILES = {
 def split_queries(
     queries: list[str], intent_ids: list[str | None], profile: Profile, seed: int
 ) -> tuple[dict[str, list[str]], set[str], dict[str, int]]:
-    """Assign queries to eval, sft and grpo (disjoint). Returns (splits, held-out intents, shortfalls).
+    """Assign queries to eval, probe (when the profile asks), sft and grpo, all disjoint. Returns (splits,
+    held-out intents, shortfalls).
 
     Held-out intents: a `held_out_intent_share` of the intents (when the log has intent ids) whose queries fill up
     to half of eval; their other queries are dropped so that no training split sees those intents.
@@ -96,6 +112,8 @@ def split_queries(
     eval_rows += rest[: n_eval - len(eval_rows)]
     used_eval = set(eval_rows)
     rest = [i for i in rest if i not in used_eval]
+    probe_rows = rest[: profile.probe_queries]
+    rest = rest[profile.probe_queries :]
     n_sft = (
         min(profile.sft_queries, len(rest) // 2)
         if profile.grpo_queries
@@ -109,6 +127,9 @@ def split_queries(
         "grpo": [queries[i] for i in grpo_rows],
     }
     wanted = {"eval": profile.eval_queries, "sft": profile.sft_queries, "grpo": profile.grpo_queries}
+    if profile.probe_queries:
+        splits["probe"] = [queries[i] for i in probe_rows]
+        wanted["probe"] = profile.probe_queries
     shortfalls = {name: wanted[name] - len(rows) for name, rows in splits.items() if len(rows) < wanted[name]}
     return splits, held_out, shortfalls
 
@@ -326,21 +347,28 @@ def build_splits(
 
     _, grpo_messages = prompts_for(splits["grpo"], "grpo")
     grpo_rows = [{"messages": m, "query": q} for q, m in zip(splits["grpo"], grpo_messages, strict=True)]
-    _, eval_messages = prompts_for(splits["eval"], "eval")
-    eval_rows = [
-        {
-            "messages": m,
-            "query": q,
-            "intent_id": intent_of[q],
-            "held_out_intent": intent_of[q] in held_out,
-        }
-        for q, m in zip(splits["eval"], eval_messages, strict=True)
-    ]
+
+    def eval_rows_of(split: str) -> list[dict]:
+        _, messages = prompts_for(splits[split], split)
+        return [
+            {
+                "messages": m,
+                "query": q,
+                "intent_id": intent_of[q],
+                "held_out_intent": intent_of[q] in held_out,
+            }
+            for q, m in zip(splits[split], messages, strict=True)
+        ]
+
+    eval_rows = eval_rows_of("eval")
+    probe_rows = eval_rows_of("probe") if "probe" in splits else []
 
     _write_jsonl(sft_rows, out_dir / "sft.jsonl")
     _write_jsonl(sft_llm_rows, out_dir / "sft_llm.jsonl")
     _write_jsonl(grpo_rows, out_dir / "grpo.jsonl")
     _write_jsonl(eval_rows, out_dir / "eval.jsonl")
+    if probe_rows:
+        _write_jsonl(probe_rows, out_dir / "probe.jsonl")
     n = max(1, stage_counts["1_teacher_answered"])
     stats = {
         "profile": asdict(profile),
@@ -358,6 +386,7 @@ def build_splits(
             "sft_llm.jsonl": len(sft_llm_rows),
             "grpo.jsonl": len(grpo_rows),
             "eval.jsonl": len(eval_rows),
+            **({"probe.jsonl": len(probe_rows)} if probe_rows else {}),
         },
         "shortfalls": shortfalls,
         "held_out_intents": len(held_out),

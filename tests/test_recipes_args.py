@@ -116,7 +116,10 @@ def test_recipe_builds_ms_swift_arguments(path, base_model_dir, tmp_path, restor
         assert args.rlhf_type == "grpo"
         # one process here: a generation batch of per-device x accumulation completions must hold whole groups
         assert args.per_device_train_batch_size * args.gradient_accumulation_steps % args.num_generations == 0
-        assert args.ref_model == str(base_model_dir)  # beta > 0: a frozen reference model for the KL term
+        if args.beta > 0:  # a frozen reference model for the KL term
+            assert args.ref_model == str(base_model_dir)
+        else:  # beta = 0 (the learn profile): no reference model is loaded at all
+            assert args.ref_model is None
 
 
 @pytest.mark.parametrize(

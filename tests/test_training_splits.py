@@ -44,6 +44,27 @@ def test_splits_are_disjoint_and_hold_out_intents(n_queries, n_intents, profile)
         assert len(splits[name]) == wanted or shortfalls[name] == wanted - len(splits[name])
 
 
+def test_probe_split_is_disjoint_and_leaves_other_profiles_alone():
+    queries, intents = _log(3000, 100)
+    with_probe = Profile("probe", **{**SMALL_PROFILE_KW, "probe_queries": 40})
+    splits, held_out, shortfalls = split_queries(queries, intents, with_probe, seed=3)
+    assert len(splits["probe"]) == 40 and "probe" not in shortfalls
+    sets = {name: set(rows) for name, rows in splits.items()}
+    for a in sets:
+        for b in sets:
+            assert a == b or not sets[a] & sets[b], (a, b)
+    intent_of = dict(zip(queries, intents, strict=True))
+    assert not held_out & {intent_of[q] for q in sets["probe"]}  # held-out intents stay eval-only
+    # a probe takes queries after eval is drawn: the eval split is the same with or without it
+    plain, _, _ = split_queries(queries, intents, SMALL, seed=3)
+    assert "probe" not in plain and plain["eval"] == splits["eval"]
+
+
+def test_learn_profile_is_sized_for_the_experiment():
+    learn = PROFILES["learn"]
+    assert learn.eval_queries >= 150 and learn.probe_queries == 50 and learn.max_context_items == 3
+
+
 def test_split_is_deterministic_per_seed():
     queries, intents = _log(500, 20)
     assert split_queries(queries, intents, SMALL, 1) == split_queries(queries, intents, SMALL, 1)

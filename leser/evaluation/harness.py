@@ -255,6 +255,8 @@ class SystemReport:
     n_queries: int
     invalid_reasons: dict[str, int]
     truncated_new_item_counts: int
+    # query -> NDCG@10 change vs no expansion, averaged over the runs: the unit of the paired comparisons
+    per_query_d_ndcg10: dict[str, float] = field(default_factory=dict)
     aggregate: dict[str, metrics.MeanStd] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -271,6 +273,7 @@ def evaluate_system(ctx: EvalContext, system: System, runs: int, write_rows=None
     (std 0, as the paper's EBQE row). `write_rows(system, rows)` receives each run's per-query rows."""
     n_distinct = runs if system.stochastic else 1
     summaries, reasons, truncated = [], {}, 0
+    d_ndcg_by_query: dict[str, list[float]] = {}
     for run in range(n_distinct):
         output = system.expand(ctx.queries, run)
         rows = evaluate_run(ctx, output.expansions, run, f"{system.name} run {run + 1}/{n_distinct}")
@@ -278,6 +281,8 @@ def evaluate_system(ctx: EvalContext, system: System, runs: int, write_rows=None
             if not r.valid:
                 reasons[r.reason] = reasons.get(r.reason, 0) + 1
         truncated += sum(r.new_items_truncated for r in rows)
+        for r in rows:
+            d_ndcg_by_query.setdefault(r.query, []).append(r.ndcg_exp - r.ndcg_orig)
         if write_rows is not None:
             write_rows(system, rows)
         summaries.append(summarize_run(rows, output.seconds))
@@ -297,4 +302,5 @@ def evaluate_system(ctx: EvalContext, system: System, runs: int, write_rows=None
         n_queries=len(ctx.queries),
         invalid_reasons=reasons,
         truncated_new_item_counts=truncated,
+        per_query_d_ndcg10={q: float(np.mean(v)) for q, v in d_ndcg_by_query.items()},
     )

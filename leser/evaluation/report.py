@@ -7,8 +7,11 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
+
 from data_prep.formats import atomic_write_path
 from leser.evaluation.harness import RUN_METRICS, QueryEval, SystemReport
+from search_sim.relevance.training import paired_bootstrap_ci
 
 LABELS = {
     "none": "No expansion",
@@ -53,14 +56,73 @@ def markdown_table(reports: list[SystemReport], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Paired comparisons reported when both systems were evaluated: (kind a, kind b) means a - b.
+PAIRS = (("leser", "sft"), ("leser", "rules"), ("sft", "rules"), ("leser", "none"), ("sft", "none"))
+
+
+def paired_comparisons(reports: list[SystemReport], seed: int = 0) -> dict[str, dict]:
+    """For each pair in PAIRS present once each: the per-query difference of dNDCG@10 (each averaged over its
+    system's runs) over the queries both systems answered, its mean, 95% paired bootstrap interval (queries
+    resampled with replacement), and query wins / losses. Keyed "a-b" (e.g. "leser-sft")."""
+    by_kind: dict[str, list[SystemReport]] = {}
+    for r in reports:
+        by_kind.setdefault(r.name.split(":")[0], []).append(r)
+    out = {}
+    for a, b in PAIRS:
+        if len(by_kind.get(a, ())) != 1 or len(by_kind.get(b, ())) != 1:
+            continue
+        ra, rb = by_kind[a][0], by_kind[b][0]
+        shared = [q for q in ra.per_query_d_ndcg10 if q in rb.per_query_d_ndcg10]
+        if not shared:
+            continue
+        diffs = np.array([ra.per_query_d_ndcg10[q] - rb.per_query_d_ndcg10[q] for q in shared])
+        low, high = paired_bootstrap_ci(diffs, seed=seed)
+        out[f"{a}-{b}"] = {
+            "systems": [ra.name, rb.name],
+            "n_queries": len(shared),
+            "wins": int((diffs > 1e-12).sum()),
+            "losses": int((diffs < -1e-12).sum()),
+            "d_ndcg10": {"mean": float(diffs.mean()), "ci95": [low, high]},
+        }
+    return out
+
+
+def paired_table(paired: dict[str, dict]) -> str:
+    if not paired:
+        return ""
+    lines = [
+        "",
+        "Paired differences of dNDCG@10 over the same queries (each system's per-query mean over its runs; "
+        "95% interval: paired bootstrap over queries, 2,000 resamples):",
+        "",
+        "| a - b | queries | mean | 95% interval | wins / losses | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in paired.values():
+        low, high = p["d_ndcg10"]["ci95"]
+        verdict = "a better" if low > 0 else "b better" if high < 0 else "not clearly different"
+        lines.append(
+            f"| {label(p['systems'][0]).split(' (')[0]} - {label(p['systems'][1]).split(' (')[0]} | "
+            f"{p['n_queries']} | {p['d_ndcg10']['mean']:+.4f} | [{low:+.4f}, {high:+.4f}] | "
+            f"{p['wins']} / {p['losses']} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_write_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
 def write_results(out: Path, reports: list[SystemReport], meta: dict, header: str) -> None:
-    write_text(out / "results.md", markdown_table(reports, header))
-    payload = {"meta": meta, "columns": RUN_METRICS, "systems": [r.to_json() for r in reports]}
+    paired = paired_comparisons(reports)
+    write_text(out / "results.md", markdown_table(reports, header) + paired_table(paired))
+    payload = {
+        "meta": meta,
+        "columns": RUN_METRICS,
+        "systems": [r.to_json() for r in reports],
+        "paired": paired,
+    }
     write_text(out / "results.json", json.dumps(payload, indent=2, allow_nan=True) + "\n")
     write_chart(out / "results.png", reports, meta.get("title", ""))
 

@@ -1,0 +1,118 @@
+"""Paired comparisons of the evaluation (results.json "paired"), the probe curve's checkpoint choice and the
+reward diagnosis' reading of ms-swift's completions.jsonl."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leser.evaluation.harness import SystemReport
+from leser.evaluation.report import paired_comparisons, paired_table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+import diagnose_reward  # noqa: E402
+import probe_curve  # noqa: E402
+
+
+def report(name: str, per_query: dict[str, float]) -> SystemReport:
+    run = {k: 0.0 for k in ("pct_d_ret_pos", "pct_d_rel_pos", "mean_d_ret", "mean_d_rel", "ndcg10")}
+    run.update(
+        d_ndcg10=float(np.mean(list(per_query.values()))),
+        validity=100.0,
+        mean_n_expansions=1.0,
+        abstain_specific=0.0,
+        abstain_broad=0.0,
+        new_relevant=0.0,
+        queries_per_s=1.0,
+        rm_pairwise_acc=0.5,
+    )
+    return SystemReport(name, "-", [run], True, len(per_query), {}, 0, per_query_d_ndcg10=per_query)
+
+
+QUERIES = [f"q{i}" for i in range(40)]
+
+
+@pytest.mark.parametrize(
+    ("leser_minus_sft", "verdict"),
+    [
+        (0.05, "a better"),  # LESER better on every query: the interval sits above 0
+        (-0.05, "b better"),
+        (0.0, "not clearly different"),
+    ],
+)
+def test_paired_difference_mean_interval_and_verdict(leser_minus_sft, verdict):
+    rng = np.random.default_rng(0)
+    sft = {q: float(v) for q, v in zip(QUERIES, rng.normal(0.05, 0.02, len(QUERIES)), strict=True)}
+    noise = rng.normal(0, 0.005, len(QUERIES)) if leser_minus_sft else np.zeros(len(QUERIES))
+    leser = {q: sft[q] + leser_minus_sft + n for q, n in zip(QUERIES, noise, strict=True)}
+    paired = paired_comparisons(
+        [report("sft:a", sft), report("leser:b", leser), report("none", dict.fromkeys(QUERIES, 0.0))]
+    )
+    p = paired["leser-sft"]
+    diffs = np.array([leser[q] - sft[q] for q in QUERIES])
+    assert p["n_queries"] == 40 and p["systems"] == ["leser:b", "sft:a"]
+    assert p["d_ndcg10"]["mean"] == pytest.approx(diffs.mean())
+    low, high = p["d_ndcg10"]["ci95"]
+    assert low <= diffs.mean() <= high
+    assert p["wins"] == int((diffs > 1e-12).sum()) and p["losses"] == int((diffs < -1e-12).sum())
+    assert verdict in paired_table(paired)
+    assert set(paired) == {"leser-sft", "leser-none", "sft-none"}  # no rules system: no rules pairs
+
+
+def test_paired_uses_only_shared_queries_and_skips_ambiguous_kinds():
+    a = report("leser:x", {"q1": 0.2, "q2": 0.1})
+    b = report("rules", {"q2": 0.0, "q3": 0.5})
+    paired = paired_comparisons([a, b])
+    assert paired["leser-rules"]["n_queries"] == 1 and paired["leser-rules"]["d_ndcg10"][
+        "mean"
+    ] == pytest.approx(0.1)
+    # two LESER checkpoints: which one "leser" means is ambiguous, so no leser pair is reported
+    assert "leser-rules" not in paired_comparisons([a, report("leser:y", {"q2": 0.3}), b])
+    assert paired_table({}) == ""
+
+
+def _checkpoint(root: Path, version: str, step: int) -> Path:
+    path = root / version / f"checkpoint-{step}"
+    path.mkdir(parents=True)
+    (path / "config.json").write_text("{}")
+    return path
+
+
+def test_probe_points_every_n_steps_plus_the_last(tmp_path):
+    start = tmp_path / "sft"
+    start.mkdir()
+    for step in (25, 50, 75):
+        _checkpoint(tmp_path / "grpo", "v0-a", step)
+    (tmp_path / "grpo" / "v0-a" / "checkpoint-100").mkdir()  # no config.json: an unfinished save is skipped
+    resumed = _checkpoint(tmp_path / "grpo", "v1-b", 110)  # a resumed run continues the step numbers
+    points = probe_curve.probe_points(start, tmp_path / "grpo", every=50)
+    assert list(points) == [0, 50, 110] and points[0] == start and points[110] == resumed
+    assert list(probe_curve.probe_points(start, tmp_path / "nothing", every=50)) == [0]
+
+
+def test_read_completions_columnar_and_rows(tmp_path):
+    prompt = 'Expand ...\n\nQuery: "red "pro" mouse"\nSearch results:\n[1] ...'
+    table = {
+        "step": ["1", "1"],
+        "prompt": [[{"role": "user", "content": prompt}]] * 2,
+        "completion": ['<think></think><answer>{"expansion": []}</answer>', "x"],
+        "leser_reward": [1.1, 0.0],
+        "advantages": [0.5, -0.5],
+    }
+    path = tmp_path / "completions.jsonl"
+    path.write_text(
+        json.dumps(table)
+        + "\n"
+        + json.dumps({"step": "2", "query": "desk", "completion": "y", "leser_reward": 0.0})
+        + "\n"
+    )
+    rows = diagnose_reward.read_completions(path)
+    assert [r["step"] for r in rows] == [1, 1, 2]
+    assert rows[0]["query"] == 'red "pro" mouse' and rows[2]["query"] == "desk"
+    assert rows[1]["leser_reward"] == 0.0
+    path.write_text("not json\n")
+    with pytest.raises(ValueError, match=r"completions.jsonl:1"):
+        diagnose_reward.read_completions(path)
