@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from data_prep.cli import ArgumentParser, int_at_least, run_cli
+
 
 def _synth(args: argparse.Namespace) -> None:
     from data_prep import synth
@@ -71,15 +73,18 @@ def _import(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
+    parser = ArgumentParser(prog="python -m data_prep", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
         "synth", help="generate the synthetic marketplace (catalog, queries, judgments, truth)"
     )
-    p.add_argument("--items", type=int, default=20000, help="number of listings (default 20000)")
+    p.add_argument("--items", type=int_at_least(1), default=20000, help="number of listings (default 20000)")
     p.add_argument(
-        "--queries", type=int, default=2000, help="number of distinct queries in the log (default 2000)"
+        "--queries",
+        type=int_at_least(1),
+        default=2000,
+        help="number of distinct queries in the log (default 2000)",
     )
     p.add_argument(
         "--seed", type=int, default=7, help="random seed; the same seed gives byte-identical files"
@@ -136,17 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; bad input raises (run_cli turns it into one line and exit 2)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    from data_prep.formats import FormatError
-
-    try:
-        args.func(args)
-    except FormatError as err:  # bad input: the message names file, line and field; no traceback needed
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    args.func(args)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -7,6 +7,11 @@ safetensors folder with its tokenizer and chat template (ms-swift: `--model_type
 GPU users pass `--source` with a local HF folder (for example a downloaded Llama-3.2-3B-Instruct); hub ids are passed
 through to transformers, which needs network access or a filled HF cache.
 
+No code from a model folder ever runs: every load passes `trust_remote_code=False`, and a source folder that ships
+custom code (`*.py`, or an `auto_map` in its configs) is refused. ms-swift 4.6 loads local models with
+`trust_remote_code=True` and offers no argument to turn that off, so a folder written here, which holds no code,
+is what keeps `swift sft|rlhf` from executing any.
+
 torch and transformers are imported inside functions so that `import data_prep` stays light.
 """
 
@@ -62,8 +67,8 @@ def check_generation(model_dir: str | Path, max_new_tokens: int = 12) -> ModelCh
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, trust_remote_code=False)
     model.eval()
     prompt_ids = tokenizer.apply_chat_template(
         [{"role": "user", "content": CHECK_PROMPT}],
@@ -82,9 +87,11 @@ def _save_from_gguf(gguf_path: Path, folder: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    tokenizer = AutoTokenizer.from_pretrained(
+        gguf_path.parent, gguf_file=gguf_path.name, trust_remote_code=False
+    )
     model = AutoModelForCausalLM.from_pretrained(
-        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
+        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32, trust_remote_code=False
     )
     # The GGUF loader leaves a quantizer on the model, which save_pretrained refuses; the tensors are already floats.
     model.hf_quantizer = None
@@ -98,18 +105,46 @@ def _save_from_gguf(gguf_path: Path, folder: Path) -> None:
         raise ValueError(f"{gguf_path}: the GGUF carries no chat template (tokenizer.chat_template metadata)")
 
 
+def refuse_remote_code(folder: Path) -> None:
+    """ValueError naming the file when `folder` ships code that transformers would import with
+    trust_remote_code=True (as ms-swift 4.6 always passes): Python files, or an `auto_map` pointing at them."""
+    code = sorted(p.relative_to(folder) for p in folder.rglob("*.py"))
+    if code:
+        raise ValueError(
+            f"{folder / code[0]}: the model folder ships Python code ({len(code)} file(s)); the LESER backbones "
+            "need none and ms-swift would run it: use a folder without custom code"
+        )
+    for name in ("config.json", "tokenizer_config.json", "processor_config.json"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: invalid JSON: {err}") from err
+        if isinstance(config, dict) and config.get("auto_map"):
+            raise ValueError(
+                f"{path}: field 'auto_map' names custom model code, which ms-swift would execute; "
+                "the LESER backbones are plain transformers architectures and need none"
+            )
+
+
 def _save_from_source(source: str, folder: Path) -> None:
     local = Path(source)
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise FileNotFoundError(f"{local}: not a Hugging Face model folder (no config.json)")
+        refuse_remote_code(local)
         shutil.copytree(local, folder, symlinks=False, dirs_exist_ok=True)
         return
+    if source.startswith((".", "/", "~")) or source.endswith("/") or source.count("/") > 1:
+        # reads as a path: without this, transformers would report it as a malformed hub id
+        raise FileNotFoundError(f"{source}: no such model folder")
     # A hub id: transformers downloads it (needs network or HF_HUB_OFFLINE with a filled cache).
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype="auto")
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype="auto", trust_remote_code=False)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
 
@@ -171,7 +206,7 @@ def add_cli(subparsers) -> None:
 
 def _run_cli(args) -> None:
     if (args.name == "hf") != (args.source is not None):
-        raise SystemExit("error: `model hf` needs --source, and `model smollm2` takes none")
+        raise ValueError("--source: `model hf` needs it, and `model smollm2` takes none")
     result = build_base_model(args.out, source=args.source, check=not args.no_check)
     print(f"wrote {args.out}")
     if result is not None:

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import logging
+import math
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -318,33 +319,146 @@ DEFAULT_MAPPING = {
         "source": "human",
     },
 }
+FORMATS = ("jsonl", "bulk", "csv", "tsv", "json")
+
+# What each key accepts (see _check_value). Field names may be dotted paths into nested records.
+_KINDS = {
+    "path": "file",
+    "format": "format",
+    "records": "optional field",
+    "id": "field",
+    "title": "field",
+    "category": "optional field",
+    "category_separator": "text",
+    "brand": "optional field",
+    "description": "fields",
+    "attributes": "attributes",
+    "query": "field",
+    "frequency": "optional field",
+    "intent_id": "optional field",
+    "ratings": "optional field",
+    "item_id": "field",
+    "grade": "field",
+    "grade_map": "grade map",
+    "source": "text",
+}
+_EXPECTED = {
+    "file": "a file path",
+    "format": f"one of {list(FORMATS)}",
+    "field": "a field name (text; dots reach into nested records, e.g. product.title)",
+    "optional field": "a field name (text) or null",
+    "text": "non-empty text",
+    "fields": "a field name or a list of field names",
+    "attributes": "a field name, a list of field names or {field: attribute name}",
+    "grade map": "{raw label: grade 0-4}",
+}
+
+
+def _is_name(value) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _check_value(kind: str, value) -> bool:
+    if kind == "file":
+        return value is None or _is_name(value) or isinstance(value, Path)
+    if kind == "format":
+        return value is None or value in FORMATS
+    if kind == "field":
+        return _is_name(value)
+    if kind == "optional field":
+        return value is None or _is_name(value)
+    if kind == "text":
+        return _is_name(value)
+    if kind == "fields":
+        return value is None or _is_name(value) or (isinstance(value, list) and all(map(_is_name, value)))
+    if kind == "attributes":
+        if isinstance(value, dict):
+            return all(_is_name(k) and _is_name(v) for k, v in value.items())
+        return _check_value("fields", value)
+    if kind == "grade map":  # a bool is an int to Python, but `E: yes` is a YAML slip, not grade 1
+        return value is None or (
+            isinstance(value, dict)
+            and all(k is not None and not isinstance(k, dict | list) for k in value)
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 4 for v in value.values())
+        )
+    raise AssertionError(kind)
+
+
+def validate_mapping(mapping: dict, origin: dict | None = None) -> None:
+    """Check every value of a mapping before any file is read: a wrong one is a FormatError naming its key
+    (`catalog.attributes`) and where it was set (the YAML file or `--field`), not an exception halfway through."""
+    for section, defaults in DEFAULT_MAPPING.items():
+        for key in defaults:
+            if key not in mapping.get(section, {}):
+                raise FormatError(
+                    "mapping", None, f"{section}.{key}", "missing (build mappings with load_mapping)"
+                )
+            value = mapping[section][key]
+            if not _check_value(_KINDS[key], value):
+                where = (origin or {}).get(f"{section}.{key}", "mapping")
+                shown = "null" if value is None else repr(value)
+                raise FormatError(
+                    where, None, f"{section}.{key}", f"expected {_EXPECTED[_KINDS[key]]}, got {shown:.80}"
+                )
+
+
+def _yaml_line(err: yaml.YAMLError) -> int | None:
+    mark = getattr(err, "problem_mark", None)
+    return mark.line + 1 if mark is not None else None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    return getattr(err, "problem", None) or str(err).splitlines()[0]
 
 
 def load_mapping(path: str | Path | None, overrides: list[str] = ()) -> dict:
     """Read a mapping YAML (relative paths are resolved against its folder) and apply `section.key=value`."""
     mapping = {section: dict(values) for section, values in DEFAULT_MAPPING.items()}
+    origin: dict[str, str] = {}  # section.key -> where it was set, for the error message
     base = Path(".")
     if path:
         base = Path(path).parent
+        if not Path(path).is_file():
+            raise FormatError(path, None, None, "no such mapping file")
         try:
-            user = yaml.safe_load(Path(path).read_text()) or {}
+            user = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as err:
+            raise FormatError(path, None, None, f"not UTF-8 ({err.reason} at byte {err.start})") from err
         except yaml.YAMLError as err:
-            raise FormatError(path, None, None, f"invalid YAML: {err}") from err
+            raise FormatError(path, _yaml_line(err), None, f"invalid YAML: {_yaml_problem(err)}") from err
+        if not isinstance(user, dict):
+            raise FormatError(path, None, None, f"expected sections {list(mapping)}, got {user!r:.60}")
         for section, values in user.items():
             if section not in mapping:
                 raise FormatError(path, None, section, f"unknown section (expected {list(mapping)})")
+            if not isinstance(values, dict | None):
+                raise FormatError(path, None, section, f"expected key: value lines, got {values!r:.60}")
             for key, value in (values or {}).items():
                 if key not in mapping[section]:
                     raise FormatError(
                         path, None, f"{section}.{key}", f"unknown key (expected {list(mapping[section])})"
                     )
                 mapping[section][key] = value
+                origin[f"{section}.{key}"] = str(path)
     for item in overrides:
         key, sep, value = item.partition("=")
         section, _, name = key.partition(".")
         if not sep or section not in mapping or name not in mapping[section]:
             raise FormatError("--field", None, key, "expected section.key=value with a known section and key")
-        mapping[section][name] = yaml.safe_load(value) if value[:1] in "[{" else value
+        if value.strip().lower() in ("", "null", "~", "none"):
+            # More likely a slip than a field called "null"; this way `=null` cannot silently map nothing.
+            hint = "" if _KINDS[name] in ("field", "text") else "; to map nothing leave the key out, or []"
+            raise FormatError("--field", None, key, f"got {value!r}: give a field name{hint}")
+        if value[:1] in "[{":
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError as err:
+                raise FormatError(
+                    "--field", None, key, f"invalid YAML {value!r}: {_yaml_problem(err)}"
+                ) from err
+        mapping[section][name] = value
+        origin[key] = "--field"
+    validate_mapping(mapping, origin)
     for section in mapping.values():
         if section["path"] and not Path(section["path"]).is_absolute():
             section["path"] = str(base / section["path"])
@@ -390,7 +504,15 @@ def _records(spec: dict, lenient: bool, skips: Counter) -> Iterator[tuple[int, d
             doc = doc[key]
         if not isinstance(doc, list):
             raise FormatError(path, None, spec["records"], "expected a list of records")
-        yield from enumerate(doc, start=1)
+        for number, record in enumerate(doc, start=1):
+            if isinstance(record, dict):
+                yield number, record
+            else:
+                _skip_or_raise(
+                    FormatError(path, number, spec["records"], f"expected an object, got {record!r:.40}"),
+                    lenient,
+                    skips,
+                )
         return
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -406,84 +528,194 @@ def _records(spec: dict, lenient: bool, skips: Counter) -> Iterator[tuple[int, d
             and set(record) <= {"index", "create", "update", "delete"}
         ):
             continue  # an OpenSearch/Elasticsearch bulk action line, the document follows
+        if not isinstance(record, dict):
+            _skip_or_raise(
+                FormatError(path, line_no, None, f"expected a JSON object, got {record!r:.40}"),
+                lenient,
+                skips,
+            )
+            continue
         yield line_no, record
 
 
+def _lookup(record, name: str) -> tuple[bool, object]:
+    """(found, value) of a mapped field: the key as written first (CSV headers and JSON keys may contain dots),
+    then a dotted path through nested objects (`product.title`, `specs.attributes`)."""
+    if not isinstance(record, dict):
+        return False, None
+    if name in record:
+        return True, record[name]
+    dot = name.find(".")
+    while dot != -1:
+        head = name[:dot]
+        if head in record:
+            found, value = _lookup(record[head], name[dot + 1 :])
+            if found:
+                return True, value
+        dot = name.find(".", dot + 1)
+    return False, None
+
+
 def _get(record: dict, field_name: str, path, line: int):
-    if field_name not in record:
+    found, value = _lookup(record, field_name)
+    if not found:
         raise FormatError(path, line, field_name, "missing")
-    return record[field_name]
+    return value
 
 
-def _text(value) -> str:
+def _opt(record: dict, field_name: str | None):
+    """An optional field's value; None when the mapping leaves it out or the record lacks it."""
+    return _lookup(record, field_name)[1] if field_name else None
+
+
+def _text(value, path, line: int, field_name: str) -> str:
     if value is None:
         return ""
+    if isinstance(value, dict) or (
+        isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+    ):
+        # a dotted path that stops one level too early; str() of it would import as garbage text
+        raise FormatError(path, line, field_name, f"expected text, got {type(value).__name__} {value!r:.60}")
     if isinstance(value, list):
         return "\n".join(str(v) for v in value if v not in (None, ""))
     return str(value)
+
+
+def _is_blank(value) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _value_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # JSON's spelling, not Python's True
+    if isinstance(value, float) and value.is_integer():
+        # pandas writes an integer column with a gap in it as floats: 4.0 is the 4 the seller typed
+        return str(int(value))
+    return str(value)
+
+
+def _is_pair(value) -> bool:
+    # `values` as well: option lists such as Shopify's `{"name": "Color", "values": ["Red", "Blue"]}`
+    return isinstance(value, dict) and "name" in value and ("value" in value or "values" in value)
+
+
+def _attributes(value, name: str, named: bool, out: list[dict]) -> None:
+    """Append the attributes of one mapped field's value, whatever its shape in this record.
+
+    A plain value (text, number, bool) is one attribute called `name`; a list repeats it per element; an object
+    with keys `name` and `value` (or `values`) is one pair; any other object gives one attribute per key. Once a
+    name has come from the data (`named`), nested objects and pairs extend it with dots (`Dimensions.Width`).
+    """
+    if _is_blank(value):
+        return
+    if _is_pair(value):
+        pair_name = "" if value["name"] is None else _value_text(value["name"])
+        inner = value["value"] if "value" in value else value["values"]
+        _attributes(inner, f"{name}.{pair_name}" if named else pair_name, True, out)
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _attributes(inner, f"{name}.{key}" if named else str(key), True, out)
+    elif isinstance(value, list):
+        for element in value:
+            _attributes(element, name, named, out)
+    else:
+        out.append({"name": name, "value": _value_text(value)})
+
+
+def _attribute_sources(spec) -> dict[str, str]:
+    """The mapping's `attributes` as {field: name for its plain values}; a name from the data wins over it."""
+    if spec is None:
+        return {}
+    if isinstance(spec, dict):
+        return dict(spec)
+    fields = [spec] if isinstance(spec, str) else spec
+    return {f: f.rsplit(".", 1)[-1].replace("_", " ").title() for f in fields}
+
+
+def _catalog_row(rec: dict, spec: dict, attr_sources: dict[str, str], line: int) -> dict:
+    path = spec["path"]
+    category = _opt(rec, spec["category"])
+    if isinstance(category, str):
+        category = [c.strip() for c in category.split(spec["category_separator"]) if c.strip()]
+    elif isinstance(category, dict) or (
+        isinstance(category, list) and any(isinstance(c, dict | list) for c in category)
+    ):
+        raise FormatError(
+            path, line, spec["category"], f"expected a path (text or list), got {category!r:.60}"
+        )
+    elif not isinstance(category, list):
+        category = [] if _is_blank(category) else [category]  # a lone number or flag: a one-level path
+    description_fields = (
+        [spec["description"]] if isinstance(spec["description"], str) else spec["description"]
+    )
+    attributes: list[dict] = []
+    for fname, aname in attr_sources.items():
+        _attributes(_opt(rec, fname), aname, False, attributes)
+    return {
+        "item_id": _text(_get(rec, spec["id"], path, line), path, line, spec["id"]),
+        "title": _text(_get(rec, spec["title"], path, line), path, line, spec["title"]),
+        "category": [str(c) for c in (category or []) if not _is_blank(c)],
+        "attributes": attributes,
+        "brand": _text(_opt(rec, spec["brand"]), path, line, spec["brand"]),
+        "description": "\n".join(
+            t for t in (_text(_opt(rec, f), path, line, f) for f in description_fields or []) if t
+        ),
+    }
+
+
+def _query_row(rec: dict, spec: dict, line: int) -> tuple[str, int, str | None]:
+    path = spec["path"]
+    query = _text(_get(rec, spec["query"], path, line), path, line, spec["query"])
+    raw = _get(rec, spec["frequency"], path, line) if spec["frequency"] else 1
+    try:
+        frequency = int(raw)
+    except (TypeError, ValueError) as err:
+        raise FormatError(path, line, spec["frequency"], f"not an integer: {raw!r:.40}") from err
+    intent_id = (
+        _text(_opt(rec, spec["intent_id"]), path, line, spec["intent_id"]) if spec["intent_id"] else ""
+    )
+    return query, frequency, intent_id or None
 
 
 def import_mapped(
     mapping: dict, out: str | Path, *, lenient: bool = False, source: str = "jsonl"
 ) -> ImportReport:
     """Generic import: catalog + judgments (+ optional query log) through a field mapping (see load_mapping)."""
+    validate_mapping(mapping)
     skips: Counter = Counter()
     cat_spec, q_spec, j_spec = mapping["catalog"], mapping["queries"], mapping["judgments"]
     for section, spec in (("catalog", cat_spec), ("judgments", j_spec)):
         if not spec["path"]:
             raise FormatError("mapping", None, f"{section}.path", "required")
     catalog = _Rows(formats.CATALOG_SCHEMA)
-    attr_fields = cat_spec["attributes"] or []
-    if isinstance(attr_fields, list):
-        attr_fields = {f: f.replace("_", " ").title() for f in attr_fields}  # field -> attribute name
+    attr_sources = _attribute_sources(cat_spec["attributes"])
     for line, rec in _records(cat_spec, lenient, skips):
         try:
-            item_id = _text(_get(rec, cat_spec["id"], cat_spec["path"], line))
-            title = _text(_get(rec, cat_spec["title"], cat_spec["path"], line))
+            catalog.add(_catalog_row(rec, cat_spec, attr_sources, line), line)
         except FormatError as err:
             _skip_or_raise(err, lenient, skips)
-            continue
-        category = rec.get(cat_spec["category"]) if cat_spec["category"] else []
-        if isinstance(category, str):
-            category = [c.strip() for c in category.split(cat_spec["category_separator"]) if c.strip()]
-        description_fields = cat_spec["description"] or []
-        if isinstance(description_fields, str):
-            description_fields = [description_fields]
-        attributes = []
-        for fname, aname in attr_fields.items():
-            values = rec.get(fname)
-            for value in values if isinstance(values, list) else [values]:
-                if value not in (None, ""):
-                    attributes.append({"name": aname, "value": str(value)})
-        catalog.add(
-            {
-                "item_id": item_id,
-                "title": title,
-                "category": [str(c) for c in (category or [])],
-                "attributes": attributes,
-                "brand": _text(rec.get(cat_spec["brand"])) if cat_spec["brand"] else "",
-                "description": "\n".join(t for t in (_text(rec.get(f)) for f in description_fields) if t),
-            },
-            line,
-        )
 
     judgments = _Rows(formats.JUDGMENTS_SCHEMA)
     judged = []
-    grade_map = {str(k): int(v) for k, v in (j_spec["grade_map"] or {}).items()}
+    grade_map = {str(k): v for k, v in (j_spec["grade_map"] or {}).items()}
+    j_path = j_spec["path"]
     n_ratings = 0  # with nested ratings, errors name the rating's ordinal across the file as its line
     for line, rec in _records(j_spec, lenient, skips):
-        inner = rec.get(j_spec["ratings"], None) if j_spec["ratings"] else [rec]
-        if inner is None:
-            _skip_or_raise(FormatError(j_spec["path"], line, j_spec["ratings"], "missing"), lenient, skips)
+        inner = _opt(rec, j_spec["ratings"]) if j_spec["ratings"] else [rec]
+        if not isinstance(inner, list):
+            problem = "missing" if inner is None else f"expected a list of ratings, got {inner!r:.60}"
+            _skip_or_raise(FormatError(j_path, line, j_spec["ratings"], problem), lenient, skips)
             continue
         for rating in inner:
             n_ratings += 1
             where = n_ratings if j_spec["ratings"] else line
             try:
-                query = _text(_get(rec, j_spec["query"], j_spec["path"], line))
-                item_id = _text(_get(rating, j_spec["item_id"], j_spec["path"], where))
-                raw_grade = _get(rating, j_spec["grade"], j_spec["path"], where)
-                grade = _map_grade(raw_grade, grade_map, j_spec["path"], where, j_spec["grade"])
+                query = _text(_get(rec, j_spec["query"], j_path, line), j_path, line, j_spec["query"])
+                item_id = _text(
+                    _get(rating, j_spec["item_id"], j_path, where), j_path, where, j_spec["item_id"]
+                )
+                raw_grade = _get(rating, j_spec["grade"], j_path, where)
+                grade = _map_grade(raw_grade, grade_map, j_path, where, j_spec["grade"])
             except FormatError as err:
                 _skip_or_raise(err, lenient, skips)
                 continue
@@ -496,17 +728,13 @@ def import_mapped(
     if q_spec["path"]:
         for line, rec in _records(q_spec, lenient, skips):
             try:
-                q = _text(_get(rec, q_spec["query"], q_spec["path"], line))
-                frequency[q] = (
-                    int(_get(rec, q_spec["frequency"], q_spec["path"], line)) if q_spec["frequency"] else 1
-                )
-            except (FormatError, ValueError) as err:
-                if not isinstance(err, FormatError):
-                    err = FormatError(q_spec["path"], line, q_spec["frequency"], f"not an integer: {err}")
+                q, freq, intent_id = _query_row(rec, q_spec, line)
+            except FormatError as err:
                 _skip_or_raise(err, lenient, skips)
                 continue
+            frequency[q] = freq
             if q_spec["intent_id"]:
-                intent[q] = _text(rec.get(q_spec["intent_id"])) or None
+                intent[q] = intent_id
     # Queries of the query set without judgments are kept (they are part of the log); judged ones come first.
     queries = _query_log(judged + list(frequency), frequency, intent)
     names = (cat_spec["path"], q_spec["path"] or "queries (from judgments)", j_spec["path"])
@@ -519,8 +747,16 @@ def import_mapped(
         skips,
         lenient,
         names,
-        {"mapping": {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in mapping.items()}},
+        {
+            "mapping": {
+                k: {kk: _json_safe(vv) for kk, vv in v.items() if vv is not None} for k, v in mapping.items()
+            }
+        },
     )
+
+
+def _json_safe(value):
+    return str(value) if isinstance(value, Path) else value
 
 
 def _map_grade(raw, grade_map: dict, path, line: int, field_name: str) -> int:

@@ -698,6 +698,8 @@ def taxonomy_json(cats: list[Category], products: list[Product]) -> dict:
 
 def generate(n_items: int, n_queries: int, seed: int, out: str | Path, progress: bool = True) -> SynthResult:
     """Write a synthetic dataset directory (catalog, queries, judgments, truth/, manifest.json) atomically."""
+    if n_items < 1 or n_queries < 1:  # checked before anything is created under `out`
+        raise ValueError(f"need at least 1 item and 1 query, got items={n_items}, queries={n_queries}")
     out = Path(out)
     truth_dir = out / "truth"
     truth_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 from tqdm import tqdm
 
+from data_prep.cli import UserError
 from data_prep.prompts import build_messages, format_completion
 
 log = logging.getLogger(__name__)
@@ -393,7 +394,7 @@ FEW_SHOT = [
 ]
 
 
-class OpenAIError(RuntimeError):
+class OpenAIError(UserError, RuntimeError):
     """A non-retryable error from the endpoint (bad key, unknown model, bad request)."""
 
 

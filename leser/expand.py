@@ -16,13 +16,15 @@ imported only when the model is loaded.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections import Counter
 from pathlib import Path
 
 import orjson
+
+from data_prep.cli import ArgumentParser, int_at_least, run_cli
+from leser.gate import DEFAULT_RULES_PATH
 
 logger = logging.getLogger("leser.expand")
 
@@ -88,7 +90,7 @@ def write_cache(rows: list[dict], out: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m leser.expand",
         description="Precompute gated expansions for the most frequent queries of a log (the serving cache).",
     )
@@ -101,18 +103,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", required=True, help="query log (queries.parquet or .jsonl)")
     parser.add_argument("--out", required=True, help="output JSONL")
     parser.add_argument(
-        "--top", type=int, default=1000, help="most frequent queries to expand (paper: ~600K)"
+        "--top", type=int_at_least(1), default=1000, help="most frequent queries to expand (paper: ~600K)"
     )
-    parser.add_argument("--rules", default="configs/rules.yaml", help="gate rules YAML")
-    parser.add_argument("--max-context-items", type=int, default=10, help="engine items in each prompt")
+    parser.add_argument("--rules", default=DEFAULT_RULES_PATH, help="gate rules YAML")
+    parser.add_argument(
+        "--max-context-items", type=int_at_least(1), default=10, help="engine items in each prompt"
+    )
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (reproducible cache)")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=16, help="transformers generation batch size")
+    parser.add_argument("--max-new-tokens", type=int_at_least(1), default=256)
+    parser.add_argument(
+        "--batch-size", type=int_at_least(1), default=16, help="transformers generation batch size"
+    )
     parser.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.top < 1:
-        parser.error("--top must be >= 1")
 
     from leser.gate import CachedVocabulary, Rules, check_completion
     from leser.generation import SamplingConfig, load_generator
@@ -142,4 +146,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -36,7 +36,11 @@ from typing import NamedTuple
 
 import yaml
 
+from data_prep.cli import yaml_problem
 from search_sim.analyzer import Analyzer
+
+# The repository's rules file: command-line defaults point here so that they work from any working directory.
+DEFAULT_RULES_PATH = Path(__file__).resolve().parent.parent / "configs" / "rules.yaml"
 
 REASONS = (
     "ok",
@@ -104,7 +108,10 @@ class Rules:
     def load(cls, path: str | Path) -> Rules:
         """Read rules from YAML; unknown keys are an error naming the file and key."""
         path = Path(path)
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: invalid YAML at {yaml_problem(exc)}") from exc
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping at the top level")
         known = {name for name in cls.__dataclass_fields__ if not name.startswith("_")}

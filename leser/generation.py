@@ -67,7 +67,10 @@ class TransformersGenerator:
 
         self.model_dir = resolve_checkpoint(model_dir)
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, padding_side="left")
+        # trust_remote_code=False: a checkpoint folder is data, never code to run
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            self.model_dir, padding_side="left", trust_remote_code=False
+        )
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if (self.model_dir / "adapter_config.json").is_file():
@@ -75,7 +78,9 @@ class TransformersGenerator:
 
             model = AutoPeftModelForCausalLM.from_pretrained(self.model_dir).merge_and_unload()
         else:
-            model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(
+                self.model_dir, dtype=torch.float32, trust_remote_code=False
+            )
         self.model = model.eval()
 
     def generate(
@@ -147,6 +152,7 @@ class VLLMGenerator:
 
 def load_generator(model_dir: str | Path, backend: str = "auto", batch_size: int = 8):
     """`backend`: "transformers", "vllm", or "auto" (vLLM when a GPU is present, else transformers)."""
+    resolve_checkpoint(model_dir)  # a wrong folder fails here, before seconds of importing torch
     if backend == "auto":
         backend = "vllm" if gpu_available() else "transformers"
     if backend == "vllm":

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from data_prep.cli import yaml_problem
 from leser.gate import Rules
 
 ENV_VAR = "LESER_CONFIG"
@@ -78,7 +79,10 @@ def load_settings(path: str | Path | None = None) -> Settings:
     path = Path(path).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"{ENV_VAR} settings file not found: {path}")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: invalid YAML at {yaml_problem(err)}") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     known = {f.name for f in fields(Settings)} - {"rules_path"}

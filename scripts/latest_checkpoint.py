@@ -15,6 +15,10 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, from any working directory
+
+from data_prep.cli import ArgumentParser, run_cli  # noqa: E402
+
 _VERSION = re.compile(r"^v(\d+)-")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -51,17 +55,11 @@ def link(target: Path, link_path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="ms-swift output_dir, e.g. runs/cpu/sft")
     parser.add_argument("--link", type=Path, help="also make this symlink point at the checkpoint")
     args = parser.parse_args(argv)
-    try:
-        checkpoint = latest_checkpoint(args.run_dir)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    checkpoint = latest_checkpoint(args.run_dir)
     if args.link:
         link(checkpoint, args.link)
     print(checkpoint)
@@ -69,4 +67,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -29,6 +29,10 @@ EXTRA_KEYS = (
     "rewards/leser_size_ratio/mean",
     "rewards/leser_num_expansions/mean",
 )
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, from any working directory
+
+from data_prep.cli import ArgumentParser, run_cli  # noqa: E402
+
 _VERSION = re.compile(r"^v(\d+)-")
 
 
@@ -125,18 +129,12 @@ def summary(curves: GrpoCurves) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="logging.jsonl, a v<N>-* folder or an output_dir such as runs/cpu/grpo")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     args = parser.parse_args(argv)
-    try:
-        logging_jsonl = find_logging_jsonl(args.run)
-        curves = read_curves(logging_jsonl)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    logging_jsonl = find_logging_jsonl(args.run)
+    curves = read_curves(logging_jsonl)
     plot(curves, args.out, f"LESER GRPO: {logging_jsonl.parent} ({len(curves.steps)} steps)")
     print(summary(curves))
     print(f"wrote {args.out}")
@@ -144,4 +142,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
+
+from data_prep.cli import ArgumentParser, int_at_least, run_cli
 
 
 def _build(args) -> int:
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         from search_sim.relevance import main as relevance_main
 
         return relevance_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m search_sim", description=__doc__)
+    parser = ArgumentParser(prog="python -m search_sim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build", help="index a catalog into a versioned index directory")
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("search", help="run queries and print a table of results")
     p.add_argument("index", help="index directory or http://host:port of a running service")
     p.add_argument("query", nargs="+", help="one or more queries")
-    p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    p.add_argument("-k", type=int_at_least(1), default=10, help="results per query (default 10)")
     p.add_argument("--msm", default=None, help="minimum_should_match override (e.g. '1', '100%%', '2<75%%')")
     p.add_argument("--merged", action="store_true", help="fuse the queries into one ranking (recall = union)")
     p.add_argument(
@@ -168,4 +169,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from data_prep.cli import UserError
 from search_sim.analyzer import Analyzer, AnalyzerConfig
 from search_sim.bm25 import (
     DEFAULT_MINIMUM_SHOULD_MATCH,
@@ -79,7 +80,7 @@ ARRAY_NAMES = (
 DENSE_FRACTION = 16  # a term in at least 1/16 of the items also gets a bitset (see dense_bitsets)
 
 
-class IndexCorruptError(RuntimeError):
+class IndexCorruptError(UserError, RuntimeError):
     """The index directory is missing, partial, corrupt or of another format version. Rebuild it with
     ``python -m search_sim build --catalog DIR --out INDEX``."""
 

@@ -1,5 +1,8 @@
 """Importers: ESCI parquet, WANDS CSV, generic mapping (on a real slice of the ESCI OpenSearch sample)."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -219,3 +222,313 @@ def test_mapping_errors(tmp_path):
         importers.load_mapping(bad)
     with pytest.raises(FormatError, match="section.key=value"):
         importers.load_mapping(None, ["nosection=1"])
+
+
+# ---------------------------------------------------------------------------------- catalog shapes (made up)
+
+
+def _import_shapes(tmp_path, records: list, fields: list[str], lenient: bool = False):
+    """Import made-up catalog records (JSONL, one judgment per item) with `--field` style mapping overrides;
+    returns {item_id: catalog row}."""
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text("".join(json.dumps(r) + "\n" for r in records))
+    ids = [str(r.get("sku", "")) for r in records if isinstance(r, dict)]
+    (tmp_path / "j.csv").write_text("query,sku,grade\n" + "".join(f"q,{i},3\n" for i in ids))
+    base = [f"catalog.path={catalog}", f"judgments.path={tmp_path / 'j.csv'}", "catalog.id=sku"]
+    base += ["judgments.item_id=sku"]
+    mapping = importers.load_mapping(None, base + fields)
+    importers.import_mapped(mapping, tmp_path / "out", lenient=lenient)
+    return {r["item_id"]: r for r in formats.load_dataset(tmp_path / "out").catalog.to_pylist()}
+
+
+def _pairs(row) -> list[tuple[str, str]]:
+    return [(a["name"], a["value"]) for a in row["attributes"]]
+
+
+def test_attributes_from_an_object_field(tmp_path):
+    # electronics-style export: one `specs` object per item, numbers and lists among its values
+    rows = _import_shapes(
+        tmp_path,
+        [
+            {
+                "sku": 101,
+                "title": "Vertical mouse",
+                "specs": {
+                    "Connectivity": "Wireless",
+                    "Buttons": 6,
+                    "Weight (g)": 135.0,
+                    "DPI": [800, 1600, 4000],
+                    "Bluetooth": True,
+                    "Battery": 2.5,
+                    "Warranty": None,
+                    "Notes": "",
+                },
+            },
+            {"sku": 102, "title": "Gel wrist rest"},  # no specs at all
+            {"sku": 103, "title": "Laptop stand", "specs": {}},
+            {"sku": 104, "title": "Monitor", "specs": {"Size": {"Diagonal": 27, "Unit": "in"}}},
+        ],
+        ["catalog.attributes=specs"],
+    )
+    assert _pairs(rows["101"]) == [
+        ("Connectivity", "Wireless"),
+        ("Buttons", "6"),
+        ("Weight (g)", "135"),  # a float holding an integer is written as the integer
+        ("DPI", "800"),
+        ("DPI", "1600"),
+        ("DPI", "4000"),
+        ("Bluetooth", "true"),
+        ("Battery", "2.5"),
+    ]
+    assert rows["102"]["attributes"] == [] and rows["103"]["attributes"] == []
+    assert _pairs(rows["104"]) == [("Size.Diagonal", "27"), ("Size.Unit", "in")]
+
+
+def test_attribute_shape_is_detected_per_record(tmp_path):
+    # the same field holds pairs, an object, a plain value or option lists, record by record
+    rows = _import_shapes(
+        tmp_path,
+        [
+            {
+                "sku": "a",
+                "title": "USB-C dock",
+                "attributes": [
+                    {"name": "Color", "value": "Black"},
+                    {"name": "Ports", "value": ["USB-C", "HDMI"]},
+                    {"name": "Displays", "value": 2},
+                    {"name": "Cable", "value": None},
+                ],
+            },
+            {"sku": "b", "title": "Webcam", "attributes": {"Color": "White"}},
+            {"sku": "c", "title": "Mouse pad", "attributes": "Blue"},
+            {"sku": "d", "title": "T-shirt", "attributes": [{"name": "Size", "values": ["S", "M"]}]},
+            {"sku": "e", "title": "Sticker", "attributes": None},
+        ],
+        ["catalog.attributes=attributes"],
+    )
+    assert _pairs(rows["a"]) == [("Color", "Black"), ("Ports", "USB-C"), ("Ports", "HDMI"), ("Displays", "2")]
+    assert _pairs(rows["b"]) == [("Color", "White")]
+    assert _pairs(rows["c"]) == [("Attributes", "Blue")]  # a plain value is named after its field
+    assert _pairs(rows["d"]) == [("Size", "S"), ("Size", "M")]
+    assert rows["e"]["attributes"] == []
+
+
+def test_category_shapes(tmp_path):
+    rows = _import_shapes(
+        tmp_path,
+        [
+            {"sku": "a", "title": "Dock", "dept": "PC > Docks"},
+            {"sku": "b", "title": "Drill", "dept": ["Tools", "Power Tools", None, ""]},
+            {"sku": "c", "title": "Mystery", "dept": 12},  # a category id where a path was expected
+            {"sku": "d", "title": "Loose"},
+        ],
+        ["catalog.category=dept"],
+    )
+    assert [rows[i]["category"] for i in "abcd"] == [["PC", "Docks"], ["Tools", "Power Tools"], ["12"], []]
+
+
+def test_dotted_paths_for_every_mapped_field(tmp_path):
+    # a nested export: product fields under `product`, attributes two levels down, judgments nested too
+    (tmp_path / "c.jsonl").write_text(
+        json.dumps(
+            {
+                "product": {
+                    "id": "p1",
+                    "title": "Cordless drill",
+                    "brand": {"name": "Acme"},
+                    "taxonomy": {"path": "Tools > Power Tools"},
+                },
+                "content": {"text": "18 V, two batteries"},
+                "specs": {"attributes": [{"name": "Voltage", "value": 18}]},
+                "colour": {"primary": ["red", "black"]},
+            }
+        )
+        + "\n"
+        + json.dumps({"product": {"id": "p2", "title": "Hammer"}})  # nothing optional: all stay empty
+        + "\n"
+    )
+    (tmp_path / "j.json").write_text(
+        json.dumps(
+            {
+                "data": {
+                    "rows": [
+                        {"q": {"text": "drill"}, "ratings": [{"doc": {"id": "p1"}, "label": 3}]},
+                        {"q": {"text": "hammer"}, "ratings": [{"doc": {"id": "p2"}, "label": 4}]},
+                    ]
+                }
+            }
+        )
+    )
+    (tmp_path / "q.jsonl").write_text('{"q": {"text": "drill", "count": 12, "intent": {"id": 7}}}\n')
+    (tmp_path / "m.yaml").write_text(
+        "catalog:\n  path: c.jsonl\n  id: product.id\n  title: product.title\n  brand: product.brand.name\n"
+        "  category: product.taxonomy.path\n  description: [content.text, content.missing]\n"
+        "  attributes: {specs.attributes: Specs, colour.primary: Colour, product.color: Color}\n"
+        "queries:\n  path: q.jsonl\n  query: q.text\n  frequency: q.count\n  intent_id: q.intent.id\n"
+        "judgments:\n  path: j.json\n  records: data.rows\n  ratings: ratings\n  query: q.text\n"
+        "  item_id: doc.id\n  grade: label\n"
+    )
+    report = importers.import_mapped(importers.load_mapping(tmp_path / "m.yaml"), tmp_path / "o")
+    assert (report.counts["items"], report.counts["queries"], report.counts["judgments"]) == (2, 2, 2)
+    ds = formats.load_dataset(tmp_path / "o")
+    drill, hammer = ds.catalog.to_pylist()
+    assert drill == {
+        "item_id": "p1",
+        "title": "Cordless drill",
+        "category": ["Tools", "Power Tools"],
+        "attributes": [
+            {"name": "Voltage", "value": "18"},
+            {"name": "Colour", "value": "red"},
+            {"name": "Colour", "value": "black"},
+        ],
+        "brand": "Acme",
+        "description": "18 V, two batteries",
+    }
+    assert (hammer["category"], hammer["attributes"], hammer["brand"], hammer["description"]) == (
+        [],
+        [],
+        "",
+        "",
+    )
+    assert ds.queries.to_pylist()[0] == {"query": "drill", "frequency": 12, "intent_id": "7"}
+    assert _grades(tmp_path / "o") == {("drill", "p1"): 3, ("hammer", "p2"): 4}
+
+
+def test_a_key_with_a_dot_is_read_as_written(tmp_path):
+    # CSV headers are flat: `product.title` is a column name, not a path
+    (tmp_path / "c.csv").write_text("id,product.title,specs.color\nx1,Desk lamp,white\n")
+    (tmp_path / "j.csv").write_text("query,item_id,grade\nlamp,x1,4\n")
+    mapping = importers.load_mapping(
+        None,
+        [
+            f"catalog.path={tmp_path / 'c.csv'}",
+            f"judgments.path={tmp_path / 'j.csv'}",
+            "catalog.id=id",
+            "catalog.title=product.title",
+            "catalog.attributes=[specs.color]",
+        ],
+    )
+    importers.import_mapped(mapping, tmp_path / "o")
+    row = formats.load_dataset(tmp_path / "o").catalog.to_pylist()[0]
+    assert row["title"] == "Desk lamp" and _pairs(row) == [("Color", "white")]
+
+
+RECORD_SHAPE_ERRORS = [
+    # (id, records, extra fields, line, field named): the path ends on an object, a missing required path, ...
+    (
+        "title is an object",
+        [{"sku": 1, "title": "ok"}, {"sku": 2, "title": {"en": "lamp"}}],
+        [],
+        2,
+        "title",
+    ),
+    (
+        "nested title missing",
+        [{"sku": 1, "p": {"title": "a"}}, {"sku": 2, "p": {}}],
+        ["catalog.title=p.title"],
+        2,
+        "p.title",
+    ),
+    (
+        "category is an object",
+        [{"sku": 1, "title": "a", "cat": "A > B"}, {"sku": 2, "title": "b", "cat": {"id": 3}}],
+        ["catalog.category=cat"],
+        2,
+        "cat",
+    ),
+    ("record is not an object", [{"sku": 1, "title": "a"}, ["sku", 2]], [], 2, None),
+]
+
+
+@pytest.mark.parametrize(
+    "case_id,records,fields,line,field", RECORD_SHAPE_ERRORS, ids=[c[0] for c in RECORD_SHAPE_ERRORS]
+)
+def test_record_shape_errors_name_line_and_field(tmp_path, case_id, records, fields, line, field):
+    with pytest.raises(FormatError) as err:
+        _import_shapes(tmp_path, records, fields)
+    assert (Path(err.value.file).name, err.value.line, err.value.field) == ("catalog.jsonl", line, field)
+    rows = _import_shapes(
+        tmp_path, records, fields, lenient=True
+    )  # the bad record skipped, the rest imported
+    assert len(rows) == sum(isinstance(r, dict) for r in records) - (field is not None)
+
+
+BAD_MAPPING_VALUES = [
+    # (id, YAML text or None, --field overrides, mapping key named, file named)
+    (
+        "attributes null on the command line",
+        None,
+        ["catalog.attributes=null"],
+        "catalog.attributes",
+        "--field",
+    ),
+    ("attributes not names", None, ["catalog.attributes=[1, 2]"], "catalog.attributes", "--field"),
+    ("attribute name a list", None, ["catalog.attributes={colour: [a, b]}"], "catalog.attributes", "--field"),
+    ("broken YAML value", None, ["catalog.attributes={colour: Color"], "catalog.attributes", "--field"),
+    ("empty required field", None, ["catalog.id="], "catalog.id", "--field"),
+    ("unknown format", None, ["catalog.format=parquet"], "catalog.format", "--field"),
+    ("grade out of range", None, ["judgments.grade_map={E: 5}"], "judgments.grade_map", "--field"),
+    ("attributes a number", "catalog:\n  attributes: 7\n", [], "catalog.attributes", "m.yaml"),
+    ("title null", "catalog:\n  title: null\n", [], "catalog.title", "m.yaml"),
+    (
+        "description with a null",
+        "catalog:\n  description: [body, null]\n",
+        [],
+        "catalog.description",
+        "m.yaml",
+    ),
+    ("grade a bool", "judgments:\n  grade_map: {E: yes}\n", [], "judgments.grade_map", "m.yaml"),
+    ("grade map a list", "judgments:\n  grade_map: [E, S]\n", [], "judgments.grade_map", "m.yaml"),
+    ("empty separator", "catalog:\n  category_separator: ''\n", [], "catalog.category_separator", "m.yaml"),
+    ("section not a mapping", "catalog: items.jsonl\n", [], "catalog", "m.yaml"),
+    ("not sections", "- catalog\n", [], None, "m.yaml"),
+]
+
+
+@pytest.mark.parametrize(
+    "case_id,yaml_text,fields,key,file", BAD_MAPPING_VALUES, ids=[c[0] for c in BAD_MAPPING_VALUES]
+)
+def test_bad_mapping_values_name_the_key(tmp_path, case_id, yaml_text, fields, key, file):
+    path = None
+    if yaml_text is not None:
+        path = tmp_path / "m.yaml"
+        path.write_text(yaml_text)
+    with pytest.raises(FormatError) as err:
+        importers.load_mapping(path, fields)
+    assert err.value.field == key and Path(err.value.file).name == file
+    assert "\n" not in str(err.value)
+
+
+def test_bad_mapping_value_checked_before_reading_files(tmp_path):
+    # a mapping built in code and changed afterwards is checked by import_mapped itself
+    mapping = importers.load_mapping(None, ["catalog.path=nowhere.jsonl", "judgments.path=nowhere.csv"])
+    mapping["catalog"]["attributes"] = {"colour": None}
+    with pytest.raises(FormatError, match="catalog.attributes") as err:
+        importers.import_mapped(mapping, tmp_path / "o")
+    assert err.value.file == "mapping"  # not "no such file": the files were never opened
+    with pytest.raises(FormatError, match="no such mapping file"):
+        importers.load_mapping(tmp_path / "absent.yaml")
+
+
+def test_cli_bad_mapping_value_is_one_line(tmp_path):
+    (tmp_path / "c.jsonl").write_text('{"item_id": "1", "title": "a", "specs": {"Color": "red"}}\n')
+    (tmp_path / "j.csv").write_text("query,item_id,grade\nq,1,4\n")
+    args = ["import", "jsonl", "--catalog", str(tmp_path / "c.jsonl"), "--judgments", str(tmp_path / "j.csv")]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep",
+            *args,
+            "--out",
+            str(tmp_path / "o"),
+            "--field",
+            "catalog.attributes=null",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "catalog.attributes" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "o").exists()

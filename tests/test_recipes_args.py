@@ -139,7 +139,7 @@ def test_reward_funcs_are_registered_by_the_plugin(path, swift_plugin_orms):
     assert (REPO_ROOT / env["LESER_CONFIG"]).is_file()
 
 
-PAPER_SFT = {  # key: value the paper states (LESER.md "Training")
+PAPER_SFT = {  # key: value the paper states (PAPER.md "The method in brief", Training)
     "learning_rate": 1e-7,
     "warmup_ratio": 0.05,
     "num_train_epochs": 1,

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from data_prep.cli import run_cli
 from tests.fixtures_recipes import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -55,7 +56,7 @@ def test_latest_checkpoint_errors_name_the_folder(tmp_path, layout, capsys):
         run_dir.mkdir()
     if layout == "incomplete":
         make_checkpoint(run_dir, "v0-20261124-010000", 1, complete=False)
-    assert latest_checkpoint.main([str(run_dir)]) == 1
+    assert run_cli(latest_checkpoint.main, [str(run_dir)]) == 2
     assert str(run_dir) in capsys.readouterr().err
 
 
@@ -103,7 +104,7 @@ def test_plot_grpo_reads_newest_version_and_writes_png(tmp_path, capsys):
 def test_plot_grpo_bad_line_names_file_and_line(tmp_path, capsys):
     path = tmp_path / "logging.jsonl"
     path.write_text(json.dumps(GRPO_ROWS[0]) + "\n{not json\n")
-    assert plot_grpo.main([str(path), "--out", str(tmp_path / "x.png")]) == 1
+    assert run_cli(plot_grpo.main, [str(path), "--out", str(tmp_path / "x.png")]) == 2
     assert f"{path}:2" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 

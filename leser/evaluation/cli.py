@@ -10,6 +10,7 @@ import platform
 import time
 from pathlib import Path
 
+from data_prep.cli import ArgumentParser
 from leser.evaluation.harness import EvalContext, JudgmentsJudge, OracleJudge, evaluate_system
 from leser.evaluation.report import GenerationsWriter, write_results
 from leser.evaluation.systems import (
@@ -20,6 +21,7 @@ from leser.evaluation.systems import (
     NoExpansion,
     few_shot_from_rules,
 )
+from leser.gate import DEFAULT_RULES_PATH
 
 logger = logging.getLogger("leser.evaluation")
 
@@ -120,7 +122,7 @@ def build_system(spec: str, res: Resources):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m leser.evaluation",
         description="Offline evaluation of query expansion (the LESER paper's Table 2 protocol plus true-relevance "
         "metrics): writes results.md, results.json, results.png and generations/*.jsonl to --out.",
@@ -142,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="transformers generation batch size")
     p.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
     p.add_argument("--seed", type=int, default=0, help="run r samples with seed + r")
-    p.add_argument("--rules", type=Path, default=Path("configs/rules.yaml"), help="gate rules YAML")
+    p.add_argument("--rules", type=Path, default=DEFAULT_RULES_PATH, help="gate rules YAML")
     p.add_argument("--top-k", type=int, default=100, help="AvgRel depth of the merged ranking (paper: 100)")
     p.add_argument("--merge-policy", default="rrf", help="fusion of the rankings of q and its expansions")
     p.add_argument(

@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 
+from data_prep.cli import ArgumentParser, int_at_least
+
 
 def _fill(parser: argparse.ArgumentParser) -> None:
     from search_sim.relevance.cross_encoder import CrossEncoderConfig
@@ -46,16 +48,22 @@ def _fill(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--seed", type=int, default=7)
     train.add_argument(
         "--cv-folds",
-        type=int,
+        type=int_at_least(0),
         default=0,
-        help="also report K-fold cross-validated NDCG over all judged queries",
+        help="also report K-fold cross-validated NDCG over all judged queries (default 5 with --select)",
     )
     train.add_argument(
-        "--threads", type=int, default=1, help="LightGBM threads (1 = deterministic and light)"
+        "--select",
+        action="store_true",
+        help="climb trees -> + embeddings -> + cross-encoder under the same CV folds, keep the cheapest judge "
+        "clearly better than BM25 and write the ladder into report.md / metrics.json (stops at the first win)",
+    )
+    train.add_argument(
+        "--threads", type=int_at_least(1), default=1, help="LightGBM threads (1 = deterministic and light)"
     )
     defaults = TrainConfig()
     train.add_argument(
-        "--max-rounds", type=int, default=defaults.max_rounds, help="most boosting rounds (trees)"
+        "--max-rounds", type=int_at_least(1), default=defaults.max_rounds, help="most boosting rounds (trees)"
     )
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     train.add_argument("--num-leaves", type=int, default=defaults.num_leaves)
@@ -74,6 +82,39 @@ def _train(args: argparse.Namespace) -> None:
     from search_sim.relevance.cross_encoder import CrossEncoderConfig
     from search_sim.relevance.training import TrainConfig, report_markdown, train
 
+    cross_encoder = (
+        CrossEncoderConfig(epochs=args.cross_encoder_epochs, weight=args.cross_encoder_weight, seed=args.seed)
+        if args.cross_encoder or args.select
+        else None
+    )
+    config = TrainConfig(
+        seed=args.seed,
+        num_threads=args.threads,
+        max_rounds=args.max_rounds,
+        learning_rate=args.learning_rate,
+        num_leaves=args.num_leaves,
+        min_data_in_leaf=args.min_data_in_leaf,
+    )
+    if args.select:
+        from search_sim.relevance.selection import DEFAULT_SELECT_FOLDS, select
+
+        if args.embeddings or args.cross_encoder or args.init_model:
+            raise ValueError(
+                "--select chooses between trees, --embeddings and --cross-encoder itself and trains from "
+                "scratch: drop --embeddings, --cross-encoder and --init-model"
+            )
+        chosen = select(
+            args.catalog,
+            args.judgments,
+            args.index,
+            args.out,
+            config=config,
+            cv_folds=args.cv_folds or DEFAULT_SELECT_FOLDS,
+            cross_encoder=cross_encoder,
+        )
+        print(chosen.report)
+        print(f"wrote {chosen.out}")
+        return
     result = train(
         args.catalog,
         args.judgments,
@@ -82,21 +123,8 @@ def _train(args: argparse.Namespace) -> None:
         init_model=args.init_model,
         embeddings=args.embeddings,
         cv_folds=args.cv_folds,
-        cross_encoder=(
-            CrossEncoderConfig(
-                epochs=args.cross_encoder_epochs, weight=args.cross_encoder_weight, seed=args.seed
-            )
-            if args.cross_encoder
-            else None
-        ),
-        config=TrainConfig(
-            seed=args.seed,
-            num_threads=args.threads,
-            max_rounds=args.max_rounds,
-            learning_rate=args.learning_rate,
-            num_leaves=args.num_leaves,
-            min_data_in_leaf=args.min_data_in_leaf,
-        ),
+        cross_encoder=cross_encoder,
+        config=config,
     )
     print(report_markdown(result.metrics))
     print(f"wrote {result.out}")
@@ -112,7 +140,7 @@ def _score(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m search_sim relevance", description=__doc__)
+    parser = ArgumentParser(prog="python -m search_sim relevance", description=__doc__)
     _fill(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     args.func(args)

@@ -283,6 +283,8 @@ def train(
     names = feature_names(embeddings)
 
     catalog_columns = _load_catalog_columns(index_dir, catalog_dir, manifest)
+    # read (and check) the judgments before the catalog features: a bad file fails in a second, not minutes
+    judged = load_judged(judgments_path, set(catalog_columns["item_id"]))
     analyzer = Analyzer(AnalyzerConfig.from_dict(identity["analyzer"]))
     t0 = time.perf_counter()
     catalog = CatalogFeatures.build(catalog_columns, analyzer.analyze, progress=progress)
@@ -312,7 +314,6 @@ def train(
     }
     scorer = RelevanceModel(None, schema, catalog, analyzer, item_vectors, num_threads=config.num_threads)
 
-    judged = load_judged(judgments_path, set(catalog_columns["item_id"]))
     split = split_by_query(judged.queries, config.seed)
     part = np.asarray([split[q] for q in judged.queries])
     y = judged.grades.astype(np.float32) / MAX_GRADE
