@@ -29,7 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from data_prep.cli import ArgumentParser, int_at_least, run_cli  # noqa: E402
 from data_prep.formats import atomic_write_path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
 
 _QUERY_IN_PROMPT = re.compile(r'^Query: "(.*)"$\nSearch results', re.MULTILINE)
 LEVELS = ("specific", "identifier", "broad", "colloquial", "problem")
@@ -48,6 +51,18 @@ def summary(values) -> dict:
     if not len(v):
         return {"n": 0, "mean": math.nan, "std": math.nan}
     return {"n": int(len(v)), "mean": float(v.mean()), "std": float(v.std())}
+
+
+def read_split_queries(path: Path) -> list[str]:
+    """The `query` column of a split JSONL; a bad line is a ValueError naming file and line."""
+    queries = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            try:
+                queries.append(json.loads(line)["query"])
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}:{line_no}: not a split row with a 'query' ({err!r})") from None
+    return queries
 
 
 def _prompt_text(prompt) -> str:
@@ -129,7 +144,7 @@ def landscape(args, engine, scorer, oracle, ctx, queries: list[str]) -> dict:
     }
 
 
-def policy(rows: list[dict], scorer, oracle, ctx, first_steps: int, window: int, generations: int) -> dict:
+def policy(rows: list[dict], scorer, oracle, ctx, first_steps: int, window: int) -> dict:
     from leser.evaluation.harness import score_rankings
 
     rows = [r for r in rows if r["query"] is not None]
@@ -177,7 +192,7 @@ def policy(rows: list[dict], scorer, oracle, ctx, first_steps: int, window: int,
             else math.nan,
             "expanding_d_ndcg10": summary([r["d_ndcg10"] for r in exp]),
         }
-    # groups: consecutive runs of `generations` rows of one step with the same query
+    # a group = the samples of one prompt within one step (ms-swift logs them together)
     by_step = defaultdict(list)
     for r in rows:
         by_step[r["step"]].append(r)
@@ -334,20 +349,28 @@ def plot(pol: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--split", type=Path, required=True, help="GRPO split JSONL (its queries)")
     p.add_argument(
         "--grpo", type=Path, help="GRPO output_dir with v*/completions.jsonl (log_completions: true)"
     )
-    p.add_argument("--dataset", type=Path, default=Path("artifacts/synth"))
-    p.add_argument("--config", type=Path, default=Path("configs/leser.synth.yaml"), help="LESER_CONFIG")
-    p.add_argument("--limit", type=int, default=300, help="landscape: the first N queries of the split")
+    p.add_argument("--dataset", type=Path, default=REPO / "artifacts/synth")
+    p.add_argument("--config", type=Path, default=REPO / "configs/leser.synth.yaml", help="LESER_CONFIG")
     p.add_argument(
-        "--context-items", type=int, default=3, help="items the teacher sees (the split's profile)"
+        "--limit", type=int_at_least(1), default=300, help="landscape: the first N queries of the split"
     )
-    p.add_argument("--first-steps", type=int, default=10, help="policy: steps that stand for the start")
-    p.add_argument("--window", type=int, default=10, help="steps per row of the step-by-step table")
-    p.add_argument("--generations", type=int, default=4)
+    p.add_argument(
+        "--context-items",
+        type=int_at_least(1),
+        default=3,
+        help="items the teacher sees (the split's profile)",
+    )
+    p.add_argument(
+        "--first-steps", type=int_at_least(1), default=10, help="policy: steps that stand for the start"
+    )
+    p.add_argument(
+        "--window", type=int_at_least(1), default=10, help="steps per row of the step-by-step table"
+    )
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
 
@@ -363,8 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.dataset / "truth", "oracle"),
     ):
         if not path.exists():
-            print(f"error: {path}: no such {what}", file=sys.stderr)
-            return 2
+            raise FileNotFoundError(f"{path}: no such {what}")
     settings = load_settings(args.config)
     engine, judge = open_backend(settings)
     scorer = LeserScorer(engine, judge, settings)
@@ -372,16 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     oracle = Oracle.load(args.dataset)
     truth = OracleJudge(oracle, args.dataset_obj.catalog.column("item_id").to_pylist())
     ctx = EvalContext(engine, judge, truth, [])
-    with args.split.open(encoding="utf-8") as f:
-        queries = [json.loads(line)["query"] for line in f][: args.limit]
+    queries = read_split_queries(args.split)[: args.limit]
     result = {"landscape": landscape(args, engine, scorer, oracle, ctx, queries)}
     if args.grpo:
         files = sorted(args.grpo.glob("v*/completions.jsonl"))
         if not files:
-            print(f"error: {args.grpo}: no v*/completions.jsonl (log_completions: true?)", file=sys.stderr)
-            return 2
+            raise FileNotFoundError(f"{args.grpo}: no v*/completions.jsonl (log_completions: true?)")
         rows = [r for f in files for r in read_completions(f)]
-        result["policy"] = policy(rows, scorer, oracle, ctx, args.first_steps, args.window, args.generations)
+        result["policy"] = policy(rows, scorer, oracle, ctx, args.first_steps, args.window)
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_write_path(args.out / "diagnosis.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
@@ -395,4 +415,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -19,7 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from data_prep.cli import ArgumentParser, int_at_least, run_cli  # noqa: E402
 from data_prep.formats import atomic_write_path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 PROBE_KEYS = (
@@ -104,29 +107,28 @@ def plot(points: list[dict], path: Path, title: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grpo", type=Path, required=True, help="GRPO output_dir, e.g. runs/learn/grpo")
     p.add_argument("--start", type=Path, required=True, help="the SFT checkpoint GRPO started from (step 0)")
     p.add_argument("--split", type=Path, required=True, help="probe split JSONL (messages + query)")
-    p.add_argument("--dataset", type=Path, default=Path("artifacts/synth"))
-    p.add_argument("--index", type=Path, default=Path("artifacts/synth/index"))
-    p.add_argument("--relevance", type=Path, default=Path("artifacts/synth/relevance"))
+    p.add_argument("--dataset", type=Path, default=REPO / "artifacts/synth")
+    p.add_argument("--index", type=Path, default=REPO / "artifacts/synth/index")
+    p.add_argument("--relevance", type=Path, default=REPO / "artifacts/synth/relevance")
     p.add_argument("--out", type=Path, required=True, help="folder for the points, probe.json and probe.png")
     p.add_argument(
-        "--every", type=int, default=50, help="evaluate checkpoints whose step is a multiple of this"
+        "--every",
+        type=int_at_least(1),
+        default=50,
+        help="evaluate checkpoints whose step is a multiple of this",
     )
-    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--runs", type=int_at_least(1), default=1)
     p.add_argument("--temperature", type=float, default=0.5)
-    p.add_argument("--max-new-tokens", type=int, default=192)
-    p.add_argument("--batch-size", type=int, default=25)
+    p.add_argument("--max-new-tokens", type=int_at_least(1), default=192)
+    p.add_argument("--batch-size", type=int_at_least(1), default=25)
     args = p.parse_args(argv)
     for path, what in ((args.split, "probe split"), (args.start, "SFT checkpoint")):
         if not path.exists():
-            print(f"error: {path}: no such {what}", file=sys.stderr)
-            return 2
-    if args.every < 1:
-        print(f"error: --every must be >= 1, got {args.every}", file=sys.stderr)
-        return 2
+            raise FileNotFoundError(f"{path}: no such {what}")
     points = [evaluate_point(s, m, args) for s, m in probe_points(args.start, args.grpo, args.every).items()]
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_write_path(args.out / "probe.json") as tmp:
@@ -143,4 +145,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

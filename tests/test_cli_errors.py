@@ -173,7 +173,29 @@ CASES = [
         [sys.executable, str(SCRIPTS / "plot_grpo.py"), "bad.jsonl", "--out", "x.png"],
         "bad.jsonl:1",
     ),
-]
+    (
+        "probe_curve_missing_split",
+        [sys.executable, str(SCRIPTS / "probe_curve.py"), "--grpo", "g", "--start", "{idx}", "--split", "nothere",
+         "--out", "p"],
+        "nothere: no such probe split",
+    ),
+    (
+        "probe_curve_every_zero",
+        [sys.executable, str(SCRIPTS / "probe_curve.py"), "--grpo", "g", "--start", "s", "--split", "x",
+         "--out", "p", "--every", "0"],
+        "--every",
+    ),
+    (
+        "diagnose_missing_split",
+        [sys.executable, str(SCRIPTS / "diagnose_reward.py"), "--split", "nothere", "--out", "d"],
+        "nothere: no such GRPO split",
+    ),
+    (
+        "diagnose_bad_completions",
+        [sys.executable, str(SCRIPTS / "diagnose_reward.py"), "--split", "bad.jsonl", "--out", "d"],
+        "bad.jsonl:1",
+    ),
+]  # fmt: skip
 
 
 def run(argv: list[str], cwd: Path, world: dict[str, Path], **env) -> subprocess.CompletedProcess:
