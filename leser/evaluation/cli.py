@@ -13,6 +13,7 @@ from pathlib import Path
 from data_prep.cli import ArgumentParser
 from leser.evaluation.harness import EvalContext, JudgmentsJudge, OracleJudge, evaluate_system
 from leser.evaluation.report import GenerationsWriter, write_results
+from leser.evaluation.reuse import fingerprint, reusable_reports
 from leser.evaluation.systems import (
     EBQE,
     RM3,
@@ -150,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--new-items-depth", type=int, default=2000, help="recall depth searched for new relevant items"
     )
+    p.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="evaluate every system again, even one that OUT/results.json holds with the same inputs",
+    )
     return p
 
 
@@ -205,12 +211,20 @@ def main(argv: list[str] | None = None) -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "timings_s": timings,
     }
-    for spec in [s.strip() for s in args.systems.split(",") if s.strip()]:
-        t0 = time.perf_counter()
-        system = build_system(spec, res)
-        reports.append(evaluate_system(ctx, system, args.runs, writer))
-        timings[spec] = round(time.perf_counter() - t0, 1)
-        logger.info("%s done in %.1f s", spec, timings[spec])
+    specs = [s.strip() for s in args.systems.split(",") if s.strip()]
+    prints = {spec: fingerprint(spec, args) for spec in specs}
+    meta["fingerprints"] = prints
+    reused, reused_timings = ({}, {}) if args.no_reuse else reusable_reports(args.out, prints)
+    for spec in specs:
+        if spec in reused:
+            reports.append(reused[spec])
+            timings[spec] = reused_timings[spec]
+        else:
+            t0 = time.perf_counter()
+            system = build_system(spec, res)
+            reports.append(evaluate_system(ctx, system, args.runs, writer))
+            timings[spec] = round(time.perf_counter() - t0, 1)
+            logger.info("%s done in %.1f s", spec, timings[spec])
         header = (
             f"Evaluation on `{args.dataset}` ({len(queries)} queries, {args.runs} runs at T = {args.temperature}; "
             f"mean ± std over runs). Truth: {judge.name}."

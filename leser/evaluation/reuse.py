@@ -1,0 +1,92 @@
+"""Resuming an evaluation: a system already evaluated in OUT/results.json with exactly the same inputs is loaded, not
+run again (a model system on CPU costs minutes to hours; an interrupted `make eval` would otherwise start over).
+
+"The same inputs" is a fingerprint per system: its spec, every evaluation option that can change a number (split,
+limit, runs, temperature, max new tokens, seed, batch size, backend, top-k, merge policy, new-items depth), the
+content of the split and rules files, the dataset, index and relevance-model folders (file names, sizes, mtimes) and,
+for a model system, the resolved checkpoint's files. Any difference, or `--no-reuse`, evaluates the system again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import fields
+from pathlib import Path
+
+from leser.evaluation.harness import SystemReport
+
+logger = logging.getLogger(__name__)
+
+MODEL_KINDS = ("fewshot", "sft", "sftllm", "leser")
+OPTIONS = (
+    "split",
+    "limit",
+    "runs",
+    "temperature",
+    "max_new_tokens",
+    "seed",
+    "batch_size",
+    "backend",
+    "top_k",
+    "merge_policy",
+    "new_items_depth",
+)
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _folder_listing(folder: Path) -> list:
+    """Names, sizes and mtimes of every file below `folder` (cheap: a checkpoint is hundreds of MB)."""
+    if not folder.exists():
+        return [str(folder), "missing"]
+    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
+    return [
+        (str(p.relative_to(folder) if p != folder else p.name), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in files
+    ]
+
+
+def fingerprint(spec: str, args) -> str:
+    """Hash of everything `spec`'s numbers depend on (module docstring)."""
+    from leser.generation import resolve_checkpoint
+
+    parts: list = [spec, {name: str(getattr(args, name, None)) for name in OPTIONS}]
+    for path in (args.split, args.rules):
+        parts.append(_file_digest(Path(path)) if path and Path(path).is_file() else str(path))
+    for folder in (args.dataset, args.index, args.relevance):
+        parts.append(_folder_listing(Path(folder)) if not str(folder).startswith("http") else str(folder))
+    kind, _, arg = spec.partition(":")
+    if kind in MODEL_KINDS and arg:
+        checkpoint = resolve_checkpoint(arg).resolve()
+        parts += [str(checkpoint), _folder_listing(checkpoint)]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def report_from_json(entry: dict) -> SystemReport:
+    names = {f.name for f in fields(SystemReport)} - {"aggregate"}
+    return SystemReport(**{k: v for k, v in entry.items() if k in names})
+
+
+def reusable_reports(out: Path, prints: dict[str, str]) -> tuple[dict[str, SystemReport], dict[str, float]]:
+    """Reports (and their timings) in OUT/results.json whose stored fingerprint equals `prints[spec]`."""
+    path = out / "results.json"
+    if not path.is_file():
+        return {}, {}
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        stored = previous["meta"].get("fingerprints", {})
+        by_name = {entry["name"]: entry for entry in previous["systems"]}
+    except (ValueError, KeyError, TypeError) as err:
+        logger.warning("%s: not a results file of this harness (%r); every system is evaluated", path, err)
+        return {}, {}
+    reports, timings = {}, {}
+    for spec, print_ in prints.items():
+        if stored.get(spec) == print_ and spec in by_name:
+            reports[spec] = report_from_json(by_name[spec])
+            timings[spec] = previous["meta"].get("timings_s", {}).get(spec, float("nan"))
+            logger.info("%s: reusing the result in %s (same inputs, fingerprint %s)", spec, path, print_)
+    return reports, timings

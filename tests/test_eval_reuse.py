@@ -1,0 +1,41 @@
+"""An evaluation resumes: systems already in OUT/results.json with the same inputs are loaded, not re-run."""
+
+import json
+import logging
+
+from leser.evaluation.cli import main
+from tests.test_eval_harness import RULES
+
+
+def _args(synth, index, relevance, out, systems, runs="2"):
+    return [
+        "--dataset", str(synth), "--index", str(index), "--relevance", str(relevance),
+        "--systems", systems, "--runs", runs, "--limit", "20", "--rules", str(RULES), "--out", str(out),
+    ]  # fmt: skip
+
+
+def test_second_run_reuses_same_inputs_and_reruns_changed_ones(
+    small_synth_dir, small_index, small_relevance_dir, tmp_path, caplog
+):
+    out = tmp_path / "eval"
+    main(_args(small_synth_dir, small_index, small_relevance_dir, out, "none,rules"))
+    first = json.loads((out / "results.json").read_text())
+    assert set(first["meta"]["fingerprints"]) == {"none", "rules"}
+
+    caplog.set_level(logging.INFO, logger="leser.evaluation.reuse")
+    main(_args(small_synth_dir, small_index, small_relevance_dir, out, "none,rules,rm3"))
+    reused = {r.getMessage().split(":")[0] for r in caplog.records if "reusing" in r.getMessage()}
+    assert reused == {"none", "rules"}  # rm3 is new: evaluated
+    second = json.loads((out / "results.json").read_text())
+    assert [s["name"] for s in second["systems"]] == ["none", "rules", "rm3"]
+    for name in ("none", "rules"):
+        old = next(s for s in first["systems"] if s["name"] == name)
+        new = next(s for s in second["systems"] if s["name"] == name)
+        assert new["aggregate"] == old["aggregate"] and new["per_query_d_ndcg10"] == old["per_query_d_ndcg10"]
+
+    caplog.clear()
+    main(_args(small_synth_dir, small_index, small_relevance_dir, out, "rules", runs="3"))  # another option
+    assert not [r for r in caplog.records if "reusing" in r.getMessage()]
+    caplog.clear()
+    main([*_args(small_synth_dir, small_index, small_relevance_dir, out, "rules", runs="3"), "--no-reuse"])
+    assert not [r for r in caplog.records if "reusing" in r.getMessage()]
