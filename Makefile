@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GPU ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | wc -l || echo 0)
 SETUP_STAMP := .venv/.setup-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help setup test test-fast lint format bench data sft grpo eval demo plot esci experiment
+.PHONY: help setup test test-fast lint format bench data sft sft-llm grpo eval demo plot esci experiment
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -43,13 +43,15 @@ bench: setup  ## all benchmarks; writes bench/results/*.json and bench/RESULTS.m
 	$(PY) bench/summarize.py
 
 # ---------------------------------------------------------------------------------------------------------------
-# Training: `make sft`, `make grpo`, `make eval`, `make demo` (recipes/ holds the ms-swift YAML they run).
+# Training: `make sft`, `make grpo`, `make eval`, `make demo`, and `make sft-llm` for the SFT-LLM baseline
+# (recipes/ holds the ms-swift YAML they run).
 #
 #   PROFILE        paper (8 GPUs) | 1gpu | cpu | learn (the CPU learning experiment); default from the GPUs present: 0 -> cpu, 1 -> 1gpu, more -> paper
 #   BACKBONE       recipes/<BACKBONE>/: SmolLM2-135M-Instruct (cpu), Llama-3.2-3B-Instruct (1gpu, paper),
 #                  Llama-3.2-1B-Instruct / Llama-3.1-8B-Instruct (paper-profile ablations)
 #   GRPO_VARIANT   recipe name under grpo/ (default PROFILE; no_warmup = GRPO from the base model)
-#   RUN_DIR        where the runs go (default runs/PROFILE): RUN_DIR/sft, RUN_DIR/grpo, each with a `last` link
+#   RUN_DIR        where the runs go (default runs/PROFILE): RUN_DIR/sft, RUN_DIR/grpo, RUN_DIR/sft_llm, each with
+#                  a `last` link
 #   BASE_MODEL     SFT start model (default: the recipe's model)
 #   MODEL          GRPO start model (default: the latest SFT checkpoint, scripts/latest_checkpoint.py)
 #   MAX_STEPS      cap the optimizer steps of sft/grpo (e.g. MAX_STEPS=2 for a smoke test)
@@ -80,7 +82,8 @@ SPLITS ?= $(DATA)/splits$(if $(filter learn,$(DATA_PROFILE)),_learn)
 SMOLLM2 := models/smollm2-135m-instruct
 EVAL_DIR ?= runs/eval/$(PROFILE)
 EVAL_RUNS ?= 5
-EVAL_SYSTEMS ?= none,rm3,ebqe,fewshot:$(SMOLLM2),rules,sft:$(RUN_DIR)/sft/last,leser:$(RUN_DIR)/grpo/last
+# the SFT-LLM baseline joins the table once `make sft-llm` has trained it
+EVAL_SYSTEMS ?= none,rm3,ebqe,fewshot:$(SMOLLM2),rules,sft:$(RUN_DIR)/sft/last$(if $(wildcard $(RUN_DIR)/sft_llm/last),$(comma)sftllm:$(RUN_DIR)/sft_llm/last),leser:$(RUN_DIR)/grpo/last
 EVAL_ARGS ?=
 MAX_STEPS ?=
 SWIFT_ARGS ?=
@@ -120,6 +123,15 @@ sft: | $(SFT_INPUTS)  ## SFT warm-up: swift sft recipes/BACKBONE/sft/PROFILE.yam
 	$(SWIFT) sft $(SFT_RECIPE) --output_dir $(RUN_DIR)/sft --dataset $(SPLITS)/sft.jsonl \
 		$(if $(BASE_MODEL),--model $(BASE_MODEL)) $(STEP_ARGS) $(SWIFT_ARGS)
 	$(PY) scripts/latest_checkpoint.py $(RUN_DIR)/sft --link $(RUN_DIR)/sft/last
+
+# The paper's SFT-LLM baseline: the same recipe as the warm-up, trained on the rejection-sampled sft_llm.jsonl (gate
+# passed, Rel(Y) >= Rel(q), Ret(Y) > Ret(q); data_prep/training.py) instead of sft.jsonl, into its own folder so the
+# warm-up that GRPO starts from stays untouched.
+sft-llm: | $(SFT_INPUTS)  ## SFT-LLM baseline: the sft recipe on SPLITS/sft_llm.jsonl -> RUN_DIR/sft_llm
+	@echo "== [sft-llm] $(SFT_RECIPE) on $(SPLITS)/sft_llm.jsonl -> $(RUN_DIR)/sft_llm"
+	$(SWIFT) sft $(SFT_RECIPE) --output_dir $(RUN_DIR)/sft_llm --dataset $(SPLITS)/sft_llm.jsonl \
+		$(if $(BASE_MODEL),--model $(BASE_MODEL)) $(STEP_ARGS) $(SWIFT_ARGS)
+	$(PY) scripts/latest_checkpoint.py $(RUN_DIR)/sft_llm --link $(RUN_DIR)/sft_llm/last
 
 # GRPO starts from the latest SFT checkpoint unless MODEL is given (or the recipe is the no-warm-up ablation)
 GRPO_MODEL = $(or $(MODEL),$(if $(filter no_warmup,$(GRPO_VARIANT)),,$(shell $(PY) scripts/latest_checkpoint.py $(RUN_DIR)/sft 2>/dev/null)))
@@ -184,7 +196,7 @@ experiment:  ## learning experiment on CPU (~3 h): learn SFT + GRPO, probe curve
 	{ test -e runs/learn/grpo/last || $(MAKE) --no-print-directory grpo PROFILE=learn RESUME=1; } && \
 	echo "== [probe] true NDCG@10 of the SFT start and the GRPO checkpoints -> runs/learn/probe" && \
 	$(PY) scripts/probe_curve.py --grpo runs/learn/grpo --start runs/learn/sft/last \
-		--split $(DATA)/splits_learn/probe.jsonl --out runs/learn/probe --every 50 && \
+		--split $(DATA)/splits_learn/probe.jsonl --out runs/learn/probe --every 25 && \
 	$(MAKE) --no-print-directory eval PROFILE=learn $(LEARN_EVAL) && \
 	echo "== [diagnosis] reward landscape and GRPO behaviour -> runs/learn/diagnosis" && \
 	$(PY) scripts/diagnose_reward.py --split $(DATA)/splits_learn/grpo.jsonl --grpo runs/learn/grpo \

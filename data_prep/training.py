@@ -5,10 +5,12 @@
 1. Queries are split disjointly: evaluation first (on synthetic data a share of whole intents is held out and only
    ever appears in eval), then SFT candidates, then GRPO queries.
 2. Each query's prompt carries the engine's top items (`data_prep.prompts.build_messages`).
-3. The teacher answers every SFT candidate; the answers go through rejection sampling in stages, as the paper's
-   SFT-LLM baseline: (1) the validation gate passes, (2) the LESER reward exceeds `reward_threshold`, (3, stricter)
-   the relevance gain Rel(Y) - Rel(q) is not negative. `sft.jsonl` (warm-up: teach the format) keeps stage 1,
-   `sft_llm.jsonl` (the SFT-LLM baseline) keeps stage 3. The counts per stage go to stats.json.
+3. The teacher answers every SFT candidate; the answers go through rejection sampling in the paper's stages for its
+   SFT-LLM baseline (semantic relevance, then retrieval increment): (a) the validation gate passes, (b) the
+   relevance of the merged top k is not lower than the query's own, Rel(Y) >= Rel(q), (c) the expansions recall
+   strictly more items than the query, Ret(Y) > Ret(q). An abstention has Y = {q}, so Ret(Y) = Ret(q) and it never
+   passes (c). `sft.jsonl` (warm-up: teach the format, abstentions included) keeps stage (a), `sft_llm.jsonl` (the
+   SFT-LLM baseline) keeps stage (c). The counts per stage go to stats.json (`rejection_sampling_stages`).
 
 Rows: {"messages": [...], "query": q, ...extra columns}. SFT rows end with the assistant message; GRPO and eval rows
 end with the user message. Every file is written atomically; teacher answers and their rewards are appended to
@@ -38,6 +40,14 @@ from data_prep.prompts import build_messages, format_completion
 log = logging.getLogger(__name__)
 
 SPLIT_FILES = ("sft.jsonl", "sft_llm.jsonl", "grpo.jsonl", "eval.jsonl")
+# stats.json `rejection_sampling_stages`: candidates left after each stage, every stage listed even when it keeps 0
+REJECTION_STAGES = (
+    "0_candidates",
+    "1_teacher_answered",
+    "2_gate_pass",  # -> sft.jsonl
+    "3_relevance_not_lower_than_query",  # Rel(Y) >= Rel(q)
+    "4_retrieval_larger_than_query",  # Ret(Y) > Ret(q) -> sft_llm.jsonl
+)
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,18 @@ def split_queries(
     return splits, held_out, shortfalls
 
 
+def last_stage_passed(breakdown: dict) -> str:
+    """The last of REJECTION_STAGES a scored teacher answer passes (a `RewardBreakdown` as a dict): the gate, then
+    the paper's relevance filter Rel(Y) >= Rel(q), then its retrieval increment Ret(Y) > Ret(q)."""
+    if not breakdown["valid"]:
+        return "1_teacher_answered"
+    if breakdown["rel_y"] < breakdown["rel_q"]:
+        return "2_gate_pass"
+    if breakdown["ret_y"] <= breakdown["ret_q"]:
+        return "3_relevance_not_lower_than_query"
+    return "4_retrieval_larger_than_query"
+
+
 def cap_abstentions(rows: list[dict], is_empty: list[bool], share: float) -> tuple[list[dict], int]:
     """Keep every expanding row and the first abstentions (empty answers) up to `share` of the kept rows:
     at most floor(share * n_expanding / (1 - share)) of them. Returns (kept rows in their order, dropped count)."""
@@ -215,7 +237,6 @@ def build_splits(
     teacher_name: str = "rules",
     config_path: str | Path | None = None,
     tokenizer_dir: str | Path | None = None,
-    reward_threshold: float = 1.0,
     seed: int = 13,
     batch_size: int = 64,
 ) -> dict:
@@ -309,9 +330,9 @@ def build_splits(
                 work.write(json.dumps(entry, ensure_ascii=False) + "\n")
             work.flush()
 
-    stage_counts = Counter()
+    stage_counts = Counter(dict.fromkeys(REJECTION_STAGES, 0))
     gate_reasons = Counter()
-    sft_rows, sft_llm_rows, sft_empty, sft_llm_empty = [], [], [], []
+    sft_rows, sft_llm_rows, sft_empty = [], [], []
     rewards, baseline_rewards, n_empty = [], [], 0
     for q, messages in zip(splits["sft"], sft_messages, strict=True):
         entry = scored[q]
@@ -323,9 +344,11 @@ def build_splits(
         gate_reasons[b["reason"]] += 1
         rewards.append(b["reward"])
         baseline_rewards.append(entry["baseline_reward"])
+        last = REJECTION_STAGES.index(last_stage_passed(b))
+        for name in REJECTION_STAGES[2 : last + 1]:  # stages 0 and 1 are counted above
+            stage_counts[name] += 1
         if not b["valid"]:
             continue
-        stage_counts["2_gate_pass"] += 1
         n_empty += b["n_expansions"] == 0
         row = {
             "messages": [*messages, {"role": "assistant", "content": entry["completion"]}],
@@ -334,16 +357,10 @@ def build_splits(
         }
         sft_rows.append(row)
         sft_empty.append(b["n_expansions"] == 0)
-        if b["reward"] <= reward_threshold:
-            continue
-        stage_counts["3_reward_above_threshold"] += 1
-        if b["rel_y"] < b["rel_q"]:
-            continue
-        stage_counts["4_relevance_gain_not_negative"] += 1
-        sft_llm_rows.append(row)
-        sft_llm_empty.append(b["n_expansions"] == 0)
+        if last == len(REJECTION_STAGES) - 1:
+            sft_llm_rows.append(row)
+    # sft_llm.jsonl needs no cap: stage 4 already rejects every abstention
     sft_rows, sft_dropped = cap_abstentions(sft_rows, sft_empty, profile.max_abstention_share)
-    sft_llm_rows, sft_llm_dropped = cap_abstentions(sft_llm_rows, sft_llm_empty, profile.max_abstention_share)
 
     _, grpo_messages = prompts_for(splits["grpo"], "grpo")
     grpo_rows = [{"messages": m, "query": q} for q, m in zip(splits["grpo"], grpo_messages, strict=True)]
@@ -377,7 +394,6 @@ def build_splits(
         "index": str(index_dir),
         "relevance": str(relevance_dir),
         "seed": seed,
-        "reward_threshold": reward_threshold,
         "config": str(config_path or "defaults"),
         "tokenizer": str(tokenizer_dir) if tokenizer_dir else "chars/3 estimate",
         "query_log_size": len(queries),
@@ -391,11 +407,11 @@ def build_splits(
         "shortfalls": shortfalls,
         "held_out_intents": len(held_out),
         "eval_queries_of_held_out_intents": sum(r["held_out_intent"] for r in eval_rows),
-        "rejection_sampling_stages": dict(sorted(stage_counts.items())),
+        "rejection_sampling_stages": {name: stage_counts[name] for name in REJECTION_STAGES},
         "gate_reasons": dict(gate_reasons.most_common()),
         "teacher_gate_pass_rate": stage_counts["2_gate_pass"] / n,
         "teacher_empty_answers": n_empty,
-        "abstentions_dropped_by_cap": {"sft.jsonl": sft_dropped, "sft_llm.jsonl": sft_llm_dropped},
+        "abstentions_dropped_by_cap": {"sft.jsonl": sft_dropped},
         "teacher_mean_reward": float(np.mean(rewards)) if rewards else math.nan,
         "no_expansion_mean_reward": float(np.mean(baseline_rewards)) if baseline_rewards else math.nan,
         "teacher_beats_no_expansion_share": (
@@ -412,7 +428,7 @@ def add_cli(subparsers) -> None:
         "training",
         help="write the SFT, SFT-LLM, GRPO and eval splits (ms-swift JSONL)",
         description="Build the training splits: engine context for every query, the teacher's answers for the SFT "
-        "queries, rejection sampling in stages (gate, reward > threshold, relevance gain >= 0), and "
+        "queries, rejection sampling in the paper's stages (gate; Rel(Y) >= Rel(q); Ret(Y) > Ret(q)), and "
         "sft.jsonl, sft_llm.jsonl, grpo.jsonl, eval.jsonl + stats.json in --out.",
     )
     p.add_argument("--dataset", required=True, help="dataset directory (python -m data_prep synth|import)")
@@ -440,7 +456,6 @@ def add_cli(subparsers) -> None:
         default=None,
         help="tokenizer folder for the 2048-token prompt budget (default: chars/3)",
     )
-    p.add_argument("--reward-threshold", type=float, default=1.0, help="SFT-LLM stage 2: keep reward > this")
     p.add_argument("--seed", type=int, default=13)
     p.set_defaults(func=_run_cli)
 
@@ -455,7 +470,6 @@ def _run_cli(args) -> None:
         teacher_name=args.teacher,
         config_path=args.config,
         tokenizer_dir=args.tokenizer,
-        reward_threshold=args.reward_threshold,
         seed=args.seed,
     )
     print(

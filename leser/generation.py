@@ -7,8 +7,10 @@ prompt handling. torch, transformers and vllm are imported inside functions so t
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,16 @@ def gpu_available() -> bool:
     return torch.cuda.is_available()
 
 
+def release_memory() -> None:
+    """Free what dropped models still hold: collect any reference cycle that would keep their tensors until a later
+    GC pass, and return PyTorch's cached CUDA blocks to the device, so that the next model, or a vLLM engine sizing
+    itself by free memory, can have them. torch is only consulted when already loaded."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class TransformersGenerator:
     """Batched sampling with transformers: left padding, the checkpoint's chat template, one seed per run."""
 
@@ -82,6 +94,11 @@ class TransformersGenerator:
                 self.model_dir, dtype=torch.float32, trust_remote_code=False
             )
         self.model = model.eval()
+
+    def close(self) -> None:
+        """Drop the model and tokenizer and free their memory; this generator cannot generate afterwards."""
+        self.model = self.tokenizer = None
+        release_memory()
 
     def generate(
         self, conversations: list[Messages], sampling: SamplingConfig, progress: bool = True
@@ -128,6 +145,21 @@ class VLLMGenerator:
 
         self.model_dir = resolve_checkpoint(model_dir)
         self.llm = LLM(model=str(self.model_dir), gpu_memory_utilization=gpu_memory_utilization, seed=0)
+
+    def close(self) -> None:
+        """Shut the engine down and free its weights and KV cache; this generator cannot generate afterwards.
+
+        vLLM's V1 engine core owns the GPU memory (in a child process by default) and is stopped by its own
+        `shutdown`, which otherwise runs only when garbage collection finalizes the engine; `LLM.shutdown` is used
+        where the installed vLLM has it."""
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+            shutdown = getattr(llm, "shutdown", None) or getattr(engine_core, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
+            del llm, engine_core, shutdown
+        release_memory()
 
     def generate(
         self, conversations: list[Messages], sampling: SamplingConfig, progress: bool = True

@@ -153,7 +153,11 @@ PAPER_GRPO = {
     "learning_rate": 1e-6,
     "beta": 0.04,
     "gradient_accumulation_steps": 1,
+    # the paper's objective (Sec. 3.4): A_i = r_i - mean(r) without the group std, a sequence-level ratio
+    "scale_rewards": "none",
+    "importance_sampling_level": "sequence",
 }
+PAPER_OBJECTIVE = ("scale_rewards", "importance_sampling_level")
 
 
 @pytest.mark.parametrize(
@@ -176,12 +180,50 @@ def test_paper_profile_hyperparameters(backbone):
     assert grpo["use_vllm"] is True and grpo["vllm_mode"] == "colocate"
 
 
-def test_one_gpu_profile_keeps_the_paper_batches():
+def test_one_gpu_profile_keeps_the_paper_batches_and_objective():
     sft, _ = load_recipe(REPO_ROOT / "recipes/Llama-3.2-3B-Instruct/sft/1gpu.yaml")
     assert sft["per_device_train_batch_size"] * sft["gradient_accumulation_steps"] == 64
     grpo, _ = load_recipe(REPO_ROOT / "recipes/Llama-3.2-3B-Instruct/grpo/1gpu.yaml")
     completions = grpo["per_device_train_batch_size"] * grpo["gradient_accumulation_steps"]
     assert completions == 8 * grpo["num_generations"]
+    for key in PAPER_OBJECTIVE:
+        assert grpo[key] == PAPER_GRPO[key], key
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in RECIPES if p.parent.name == "grpo" and not p.parent.parent.name.startswith("SmolLM2")],
+    ids=lambda p: p.parent.parent.name + "/" + p.name,
+)
+def test_gpu_grpo_recipes_use_the_paper_objective(path):
+    """Every GPU GRPO recipe (paper, 1gpu and the ablations) trains the paper's objective, not ms-swift's default."""
+    config, _ = load_recipe(path)
+    for key in PAPER_OBJECTIVE:
+        assert config.get(key) == PAPER_GRPO[key], (path, key)
+
+
+def test_cpu_grpo_header_names_its_objective():
+    """The CPU demo keeps ms-swift's defaults on purpose; its header must say so rather than leave it implicit."""
+    path = REPO_ROOT / "recipes/SmolLM2-135M-Instruct/grpo/cpu.yaml"
+    config, _ = load_recipe(path)
+    header = path.read_text().split("\nENV:")[0]
+    for key in PAPER_OBJECTIVE:
+        assert key not in config, key  # the defaults the header describes
+        assert f"`{key}`" in header, key
+    assert "Objective:" in header and "Why:" in header
+
+
+def test_ddp_timeout_is_never_below_ms_swift_default():
+    """transformers' own default (1800 s) would let the NCCL watchdog kill ranks that wait on slow reward batches;
+    ms-swift raises it, and a recipe must not lower it again."""
+    setting = [p for p in RECIPES if "ddp_timeout" in load_recipe(p)[0]]
+    assert setting, "no recipe sets ddp_timeout: drop this test or the key's documentation"
+    for path in setting:
+        default = {f.name: f.default for f in dataclasses.fields(args_class(path))}["ddp_timeout"]
+        assert default >= 18_000_000  # ms-swift 4.6's value; a lower pinned default would be a new ms-swift
+        assert load_recipe(path)[0]["ddp_timeout"] >= default, path
+        line = next(x for x in path.read_text().splitlines() if x.startswith("ddp_timeout:"))
+        assert "default" in line, f"{path}: the comment must say how the value relates to ms-swift's default"
 
 
 def test_cpu_profile_runs_without_gpu_packages():

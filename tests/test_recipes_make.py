@@ -73,3 +73,53 @@ def test_make_sft_then_grpo_two_steps_on_cpu(base_model_dir, training_world, sma
             assert key in row, f"logging.jsonl lacks {key}: {sorted(row)}"
         assert 0.0 <= row["rewards/leser_format/mean"] <= 1.0
     assert (run_dir / "grpo" / "grpo_curves.png").stat().st_size > 0
+
+
+def dry_run(target: str, *variables: str) -> str:
+    """The commands `make TARGET` would run (make -n), without running them."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", target, *variables],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "GPU": "0"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_make_sft_llm_trains_the_sft_recipe_on_the_rejection_sampled_split(tmp_path):
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / "sft.jsonl").write_text("")
+    run_dir = tmp_path / "runs"
+    variables = (f"SPLITS={splits}", f"RUN_DIR={run_dir}", "PROFILE=cpu", f"SMOLLM2={tmp_path}")
+    (tmp_path / "config.json").write_text("{}")
+    sft_llm = next(line for line in dry_run("sft-llm", *variables).splitlines() if " sft " in line)
+    sft = next(line for line in dry_run("sft", *variables).splitlines() if " sft " in line)
+    # the warm-up's command with only the dataset and the output folder swapped
+    swapped = sft.replace(f"{splits}/sft.jsonl", f"{splits}/sft_llm.jsonl").replace(
+        f"{run_dir}/sft ", f"{run_dir}/sft_llm "
+    )
+    assert sft_llm == swapped and sft_llm != sft
+    assert f"--link {run_dir}/sft_llm/last" in dry_run("sft-llm", *variables)
+
+
+def test_make_eval_adds_the_sft_llm_baseline_only_once_it_is_trained(tmp_path):
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / "sft.jsonl").write_text("")
+    run_dir = tmp_path / "runs"
+    variables = (f"SPLITS={splits}", f"RUN_DIR={run_dir}", "PROFILE=cpu")
+
+    def systems() -> list[str]:
+        return dry_run("eval", *variables).split("--systems ")[1].split()[0].split(",")
+
+    before = systems()
+    assert f"sft:{run_dir}/sft/last" in before and not any(s.startswith("sftllm:") for s in before)
+    (run_dir / "sft_llm" / "checkpoint-1").mkdir(parents=True)
+    (run_dir / "sft_llm" / "last").symlink_to("checkpoint-1")
+    after = systems()
+    assert f"sftllm:{run_dir}/sft_llm/last" in after
+    assert [s for s in after if not s.startswith("sftllm:")] == before

@@ -11,7 +11,13 @@ import time
 from pathlib import Path
 
 from data_prep.cli import ArgumentParser
-from leser.evaluation.harness import EvalContext, JudgmentsJudge, OracleJudge, evaluate_system
+from leser.evaluation.harness import (
+    EvalContext,
+    JudgmentsJudge,
+    OracleJudge,
+    SystemReport,
+    evaluate_system,
+)
 from leser.evaluation.report import GenerationsWriter, write_results
 from leser.evaluation.reuse import fingerprint, reusable_reports
 from leser.evaluation.systems import (
@@ -23,13 +29,15 @@ from leser.evaluation.systems import (
     few_shot_from_rules,
 )
 from leser.gate import DEFAULT_RULES_PATH
+from leser.generation import release_memory
 
 logger = logging.getLogger("leser.evaluation")
 
 SYSTEMS_HELP = (
     "comma-separated systems: none, rm3, ebqe, rules, openai (needs LESER_TEACHER_BASE_URL), "
-    "fewshot:<model dir>, sft:<checkpoint>, leser:<checkpoint> (a model folder or an ms-swift output dir, "
-    "whose newest checkpoint-* is used)"
+    "fewshot:<model dir>, sft:<checkpoint> (the SFT warm-up), sftllm:<checkpoint> (the SFT-LLM baseline: `make "
+    "sft-llm`, trained on the rejection-sampled sft_llm.jsonl), leser:<checkpoint> (a model folder or an ms-swift "
+    "output dir, whose newest checkpoint-* is used)"
 )
 
 
@@ -99,7 +107,7 @@ def build_system(spec: str, res: Resources):
         from leser.evaluation.teacher_system import RulesSystem
 
         return RulesSystem(res.engine, res.gate, res.dataset.catalog)
-    if kind in ("fewshot", "sft", "leser"):
+    if kind in ("fewshot", "sft", "sftllm", "leser"):
         if not arg:
             raise ValueError(
                 f"system {spec!r}: give a model folder, e.g. {kind}:models/smollm2-135m-instruct"
@@ -122,6 +130,23 @@ def build_system(spec: str, res: Resources):
     raise ValueError(f"unknown system {spec!r}; {SYSTEMS_HELP}")
 
 
+def evaluate_spec(
+    spec: str, res: Resources, ctx: EvalContext, runs: int, writer
+) -> tuple[SystemReport, float]:
+    """Build one system, evaluate it and free its model before returning (report, seconds): each model system
+    opens its own model or vLLM engine, and the next system's must not find the GPU still held by this one."""
+    t0 = time.perf_counter()
+    system = build_system(spec, res)
+    try:
+        report = evaluate_system(ctx, system, runs, writer)
+    finally:
+        if isinstance(system, ModelSystem):
+            system.generator.close()
+        del system
+        release_memory()
+    return report, round(time.perf_counter() - t0, 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="python -m leser.evaluation",
@@ -141,7 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only the first N queries")
     p.add_argument("--out", type=Path, required=True, help="run directory, e.g. runs/eval/synth")
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (paper: 0.5)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=512,
+        help="completion length cap (default 512: the paper profile's training max_completion_length, so a long "
+        "answer is not cut and counted invalid)",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="transformers generation batch size")
     p.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
     p.add_argument("--seed", type=int, default=0, help="run r samples with seed + r")
@@ -220,10 +251,8 @@ def main(argv: list[str] | None = None) -> None:
             reports.append(reused[spec])
             timings[spec] = reused_timings[spec]
         else:
-            t0 = time.perf_counter()
-            system = build_system(spec, res)
-            reports.append(evaluate_system(ctx, system, args.runs, writer))
-            timings[spec] = round(time.perf_counter() - t0, 1)
+            report, timings[spec] = evaluate_spec(spec, res, ctx, args.runs, writer)
+            reports.append(report)
             logger.info("%s done in %.1f s", spec, timings[spec])
         header = (
             f"Evaluation on `{args.dataset}` ({len(queries)} queries, {args.runs} runs at T = {args.temperature}; "

@@ -20,7 +20,8 @@ LABELS = {
     "fewshot": "Few-shot prompting (3 in-context examples)",
     "openai": "Few-shot prompting (OpenAI-compatible endpoint)",
     "rules": "Rules teacher (attribute values of the context)",
-    "sft": "SFT-LLM",
+    "sft": "SFT warm-up",
+    "sftllm": "SFT-LLM (rejection-sampled)",
     "leser": "LESER",
 }
 
@@ -57,7 +58,14 @@ def markdown_table(reports: list[SystemReport], header: str) -> str:
 
 
 # Paired comparisons reported when both systems were evaluated: (kind a, kind b) means a - b.
-PAIRS = (("leser", "sft"), ("leser", "rules"), ("sft", "rules"), ("leser", "none"), ("sft", "none"))
+PAIRS = (
+    ("leser", "sft"),
+    ("leser", "rules"),
+    ("leser", "sftllm"),
+    ("sft", "rules"),
+    ("leser", "none"),
+    ("sft", "none"),
+)
 
 
 def paired_comparisons(reports: list[SystemReport], seed: int = 0) -> dict[str, dict]:
