@@ -3,6 +3,8 @@
 import json
 import logging
 
+import pytest
+
 from leser.evaluation.cli import main
 from tests.test_eval_harness import RULES
 
@@ -39,3 +41,24 @@ def test_second_run_reuses_same_inputs_and_reruns_changed_ones(
     caplog.clear()
     main([*_args(small_synth_dir, small_index, small_relevance_dir, out, "rules", runs="3"), "--no-reuse"])
     assert not [r for r in caplog.records if "reusing" in r.getMessage()]
+
+
+def test_systems_evaluated_in_parallel_folders_are_assembled(
+    small_synth_dir, small_index, small_relevance_dir, tmp_path, caplog
+):
+    a, b, joined = tmp_path / "a", tmp_path / "b", tmp_path / "joined"
+    main(_args(small_synth_dir, small_index, small_relevance_dir, a, "rules"))
+    main(_args(small_synth_dir, small_index, small_relevance_dir, b, "none"))
+    caplog.set_level(logging.INFO, logger="leser.evaluation.reuse")
+    main([*_args(small_synth_dir, small_index, small_relevance_dir, joined, "none,rules"), "--reuse-from", str(a),
+          "--reuse-from", str(b)])  # fmt: skip
+    reused = {r.getMessage().split(":")[0] for r in caplog.records if "reusing" in r.getMessage()}
+    assert reused == {"none", "rules"}
+    systems = json.loads((joined / "results.json").read_text())["systems"]
+    assert [s["name"] for s in systems] == ["none", "rules"]
+    assert (joined / "generations" / "rules.jsonl").read_text() == (
+        a / "generations" / "rules.jsonl"
+    ).read_text()
+    with pytest.raises(FileNotFoundError, match="nothere"):
+        main([*_args(small_synth_dir, small_index, small_relevance_dir, joined, "none"), "--reuse-from",
+              str(tmp_path / "nothere")])  # fmt: skip

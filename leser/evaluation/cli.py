@@ -187,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="evaluate every system again, even one that OUT/results.json holds with the same inputs",
     )
+    p.add_argument(
+        "--reuse-from",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also take systems evaluated with the same inputs from DIR/results.json (an evaluation of other "
+        "systems run in parallel); repeatable",
+    )
     return p
 
 
@@ -245,7 +254,9 @@ def main(argv: list[str] | None = None) -> None:
     specs = [s.strip() for s in args.systems.split(",") if s.strip()]
     prints = {spec: fingerprint(spec, args) for spec in specs}
     meta["fingerprints"] = prints
-    reused, reused_timings = ({}, {}) if args.no_reuse else reusable_reports(args.out, prints)
+    reused, reused_timings = (
+        ({}, {}) if args.no_reuse else reusable_reports(args.out, prints, args.reuse_from)
+    )
     for spec in specs:
         if spec in reused:
             reports.append(reused[spec])

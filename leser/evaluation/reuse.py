@@ -15,7 +15,9 @@ import logging
 from dataclasses import fields
 from pathlib import Path
 
+from data_prep.formats import atomic_write_path
 from leser.evaluation.harness import SystemReport
+from leser.evaluation.report import slug
 
 logger = logging.getLogger(__name__)
 
@@ -71,22 +73,41 @@ def report_from_json(entry: dict) -> SystemReport:
     return SystemReport(**{k: v for k, v in entry.items() if k in names})
 
 
-def reusable_reports(out: Path, prints: dict[str, str]) -> tuple[dict[str, SystemReport], dict[str, float]]:
-    """Reports (and their timings) in OUT/results.json whose stored fingerprint equals `prints[spec]`."""
-    path = out / "results.json"
-    if not path.is_file():
-        return {}, {}
-    try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        stored = previous["meta"].get("fingerprints", {})
-        by_name = {entry["name"]: entry for entry in previous["systems"]}
-    except (ValueError, KeyError, TypeError) as err:
-        logger.warning("%s: not a results file of this harness (%r); every system is evaluated", path, err)
-        return {}, {}
+def reusable_reports(
+    out: Path, prints: dict[str, str], sources: list[Path] = ()
+) -> tuple[dict[str, SystemReport], dict[str, float]]:
+    """Reports (and their timings) whose stored fingerprint equals `prints[spec]`, from OUT/results.json, then from
+    each folder of `sources` (evaluations of other systems run in parallel, `--reuse-from`). A system found in a
+    source folder also gets its per-query rows copied into OUT/generations/."""
     reports, timings = {}, {}
-    for spec, print_ in prints.items():
-        if stored.get(spec) == print_ and spec in by_name:
+    for folder in [out, *sources]:
+        path = folder / "results.json"
+        if not path.is_file():
+            if folder != out:
+                raise FileNotFoundError(f"{path}: no results to reuse (--reuse-from {folder})")
+            continue
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+            stored = previous["meta"].get("fingerprints", {})
+            by_name = {entry["name"]: entry for entry in previous["systems"]}
+        except (ValueError, KeyError, TypeError) as err:
+            logger.warning(
+                "%s: not a results file of this harness (%r); its systems are evaluated", path, err
+            )
+            continue
+        for spec, print_ in prints.items():
+            if spec in reports or stored.get(spec) != print_ or spec not in by_name:
+                continue
             reports[spec] = report_from_json(by_name[spec])
             timings[spec] = previous["meta"].get("timings_s", {}).get(spec, float("nan"))
             logger.info("%s: reusing the result in %s (same inputs, fingerprint %s)", spec, path, print_)
+            if folder != out:
+                _copy_generations(folder, out, spec)
     return reports, timings
+
+
+def _copy_generations(source: Path, out: Path, spec: str) -> None:
+    rows = source / "generations" / f"{slug(spec)}.jsonl"
+    if rows.is_file():
+        with atomic_write_path(out / "generations" / rows.name) as tmp:
+            tmp.write_bytes(rows.read_bytes())
