@@ -24,6 +24,7 @@ from typing import NamedTuple
 REWARD_KEY = "reward"
 VALIDITY_KEY = "rewards/leser_format/mean"
 KL_KEY = "kl"
+ZERO_STD_KEY = "frac_reward_zero_std"  # share of groups whose N rewards are equal: no advantage, no gradient
 EXTRA_KEYS = (
     "rewards/leser_rel_ratio/mean",
     "rewards/leser_size_ratio/mean",
@@ -62,7 +63,7 @@ def find_logging_jsonl(path: str | Path) -> Path:
 
 def read_curves(logging_jsonl: Path) -> GrpoCurves:
     """Training rows (those with a `reward`) of ms-swift's logging.jsonl; the step comes from `global_step/max_steps`."""
-    steps, series = [], {key: [] for key in (REWARD_KEY, VALIDITY_KEY, KL_KEY, *EXTRA_KEYS)}
+    steps, series = [], {key: [] for key in (REWARD_KEY, VALIDITY_KEY, KL_KEY, ZERO_STD_KEY, *EXTRA_KEYS)}
     with open(logging_jsonl, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
@@ -98,8 +99,13 @@ def plot(curves: GrpoCurves, out: Path, title: str) -> None:
     axes[1].plot(curves.steps, s[VALIDITY_KEY], marker="o", ms=3, color="tab:green")
     axes[1].set_ylabel("validity (leser_format)")
     axes[1].set_ylim(-0.05, 1.05)
-    axes[2].plot(curves.steps, s[KL_KEY], marker="o", ms=3, color="tab:red")
-    axes[2].set_ylabel("KL to reference")
+    if any(not math.isnan(v) for v in s[KL_KEY]):
+        axes[2].plot(curves.steps, s[KL_KEY], marker="o", ms=3, color="tab:red")
+        axes[2].set_ylabel("KL to reference")
+    else:  # beta = 0: no reference model, so no KL; show the groups that gave no gradient instead
+        axes[2].plot(curves.steps, s[ZERO_STD_KEY], marker="o", ms=3, color="tab:red")
+        axes[2].set_ylabel("groups without gradient")
+        axes[2].set_ylim(-0.05, 1.05)
     axes[2].set_xlabel("GRPO step")
     for ax in axes:
         ax.grid(alpha=0.3)
