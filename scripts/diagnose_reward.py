@@ -221,9 +221,13 @@ def policy(rows: list[dict], scorer, oracle, ctx, first_steps: int, window: int)
                 else math.nan,
             }
         )
+    chunks = [steps[start : start + window] for start in range(0, len(steps), window)]
+    if (
+        len(chunks) > 1 and len(chunks[-1]) < window / 2
+    ):  # a short tail is noise: it joins the window before it
+        chunks[-2:] = [chunks[-2] + chunks[-1]]
     windows = []
-    for start in range(0, len(steps), window):
-        chunk = steps[start : start + window]
+    for chunk in chunks:
         windows.append(
             {
                 "steps": f"{chunk[0]['step']}-{chunk[-1]['step']}",
