@@ -134,3 +134,48 @@ def test_spearman(scores, grades, expected):
 def test_rate(flags, expected):
     got = metrics.rate(flags)
     assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("grades", "judged", "ideal", "expected"),
+    [
+        ([0, 3], [False, True], [3], 1.0),  # the unjudged first item is skipped: the judged one moves up
+        ([0, 3], [True, True], [3], (7 / math.log2(3)) / 7),  # all judged: plain NDCG
+        (
+            [4, 0, 0],
+            [True, False, False],
+            [4, 2],
+            15 / (15 + 3 / math.log2(3)),
+        ),  # holes do not count as misses
+        ([0, 0], [False, False], [3], 0.0),  # nothing judged in the ranking
+        ([2], [True], [], 0.0),  # nothing relevant known for the query
+    ],
+)
+def test_condensed_ndcg(grades, judged, ideal, expected):
+    assert metrics.condensed_ndcg_at_k(grades, judged, ideal, k=10) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("judged", "k", "expected"),
+    [
+        ([True, False, True, True], 2, 0.5),
+        ([True] * 12, 10, 1.0),
+        ([False, True], 10, 0.5),
+        ([], 10, math.nan),
+    ],
+)
+def test_judged_at_k(judged, k, expected):
+    value = metrics.judged_at_k(judged, k)
+    assert (math.isnan(value) and math.isnan(expected)) or value == pytest.approx(expected)
+
+
+def test_judgments_judge_marks_unjudged_items():
+    import pyarrow as pa
+
+    from leser.evaluation.harness import JudgmentsJudge
+
+    table = pa.table({"query": ["q", "q"], "item_id": ["a", "b"], "grade": [4, 0]})
+    judge = JudgmentsJudge(table, "test")
+    assert judge.judged("q", ["a", "x", "b"]).tolist() == [True, False, True]
+    assert judge.grades("q", ["a", "x", "b"]).tolist() == [4, 0, 0]  # unjudged and judged-bad both grade 0
+    assert judge.judged("other", ["a"]).tolist() == [False]

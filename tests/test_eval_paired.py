@@ -2,6 +2,7 @@
 reward diagnosis' reading of ms-swift's completions.jsonl."""
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -116,3 +117,8 @@ def test_read_completions_columnar_and_rows(tmp_path):
     path.write_text("not json\n")
     with pytest.raises(ValueError, match=r"completions.jsonl:1"):
         diagnose_reward.read_completions(path)
+
+
+def test_report_saved_before_a_column_existed_shows_nan_there():
+    old = report("sft:a", {"q1": 0.1})  # its runs lack the condensed-NDCG and judged@10 columns
+    assert math.isnan(old.aggregate["judged10"].mean) and old.aggregate["d_ndcg10"].mean == pytest.approx(0.1)

@@ -50,6 +50,9 @@ class OracleJudge:
     def level(self, query: str) -> str | None:
         return self.oracle.query_level(query)
 
+    def judged(self, query: str, item_ids: list[str]) -> np.ndarray:
+        return np.ones(len(item_ids), dtype=bool)  # the oracle grades every pair
+
 
 class JudgmentsJudge:
     """True grades from a dataset's judgments (e.g. ESCI); unjudged items count as grade 0, so NDCG and new
@@ -76,6 +79,10 @@ class JudgmentsJudge:
     def level(self, query: str) -> str | None:
         return None
 
+    def judged(self, query: str, item_ids: list[str]) -> np.ndarray:
+        known = self._grades.get(query, {})
+        return np.asarray([i in known for i in item_ids], dtype=bool)
+
 
 @dataclass
 class EvalContext:
@@ -96,6 +103,8 @@ class RankingScore(NamedTuple):
     item_ids: list[str]
     avg_rel: float
     ndcg: float
+    ndcg_condensed: float  # unjudged items removed before the cut (equals ndcg when every item is judged)
+    judged10: float  # share of the top 10 with a judgment
     rm_pairwise_acc: float
     rm_spearman: float
 
@@ -119,6 +128,10 @@ class QueryEval:
     d_rel: float
     ndcg_orig: float
     ndcg_exp: float
+    ndcg_condensed_orig: float
+    ndcg_condensed_exp: float
+    judged10_orig: float
+    judged10_exp: float
     new_relevant: int
     new_items_truncated: bool
     rm_pairwise_acc: float
@@ -136,11 +149,21 @@ def score_rankings(ctx: EvalContext, query_sets: list[list[str]], desc: str) -> 
     out = []
     for y, (recall, ids), rel in zip(query_sets, rankings, scores, strict=True):
         grades = ctx.judge.grades(y[0], ids)
-        ndcg = metrics.ndcg_at_k(grades, ctx.judge.ideal(y[0], ctx.ndcg_k), ctx.ndcg_k)
+        judged = ctx.judge.judged(y[0], ids)
+        ideal = ctx.judge.ideal(y[0], ctx.ndcg_k)
+        ndcg = metrics.ndcg_at_k(grades, ideal, ctx.ndcg_k)
+        condensed = metrics.condensed_ndcg_at_k(grades, judged, ideal, ctx.ndcg_k)
         acc, _ = metrics.pairwise_accuracy(rel, grades)
         out.append(
             RankingScore(
-                recall, ids, metrics.average_relevance(rel), ndcg, acc, metrics.spearman(rel, grades)
+                recall,
+                ids,
+                metrics.average_relevance(rel),
+                ndcg,
+                condensed,
+                metrics.judged_at_k(judged, ctx.ndcg_k),
+                acc,
+                metrics.spearman(rel, grades),
             )
         )
     return out
@@ -194,6 +217,10 @@ def evaluate_run(ctx: EvalContext, expansions: list[Expansion], run: int, desc: 
                 d_rel=metrics.relevance_gain(exp.avg_rel, orig.avg_rel),
                 ndcg_orig=orig.ndcg,
                 ndcg_exp=exp.ndcg,
+                ndcg_condensed_orig=orig.ndcg_condensed,
+                ndcg_condensed_exp=exp.ndcg_condensed,
+                judged10_orig=orig.judged10,
+                judged10_exp=exp.judged10,
                 new_relevant=new_rel,
                 new_items_truncated=truncated,
                 rm_pairwise_acc=exp.rm_pairwise_acc,
@@ -211,6 +238,9 @@ RUN_METRICS = {
     "mean_d_rel": "mean dRel",
     "ndcg10": "NDCG@10",
     "d_ndcg10": "dNDCG@10",
+    "ndcg10_condensed": "condensed NDCG@10",
+    "d_ndcg10_condensed": "d condensed NDCG@10",
+    "judged10": "judged@10 (%)",
     "validity": "valid (%)",
     "mean_n_expansions": "# exp",
     "abstain_specific": "abstain specific (%)",
@@ -231,6 +261,11 @@ def summarize_run(rows: list[QueryEval], seconds: float) -> dict[str, float]:
         "mean_d_rel": float(np.mean([r.d_rel for r in rows])),
         "ndcg10": float(np.mean([r.ndcg_exp for r in rows])),
         "d_ndcg10": float(np.mean([r.ndcg_exp - r.ndcg_orig for r in rows])),
+        "ndcg10_condensed": float(np.mean([r.ndcg_condensed_exp for r in rows])),
+        "d_ndcg10_condensed": float(np.mean([r.ndcg_condensed_exp - r.ndcg_condensed_orig for r in rows])),
+        "judged10": 100.0 * float(np.nanmean([r.judged10_exp for r in rows]))
+        if any(not math.isnan(r.judged10_exp) for r in rows)
+        else math.nan,
         # Systems that emit lists directly (RM3, EBQE) have no completion for the gate to judge.
         "validity": metrics.rate([r.valid for r in rows if r.completion is not None]),
         "mean_n_expansions": float(np.mean([len(r.expansions) for r in rows])),
@@ -260,7 +295,10 @@ class SystemReport:
     aggregate: dict[str, metrics.MeanStd] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.aggregate = {k: metrics.mean_std([run[k] for run in self.runs]) for k in RUN_METRICS}
+        # .get: a report saved before a column existed (reused from an older results.json) shows "-" there
+        self.aggregate = {
+            k: metrics.mean_std([run.get(k, math.nan) for run in self.runs]) for k in RUN_METRICS
+        }
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -94,6 +94,31 @@ def ndcg_at_k(
     return dcg(ranked_grades, k) / ideal if ideal > 0 else 0.0
 
 
+def condensed_ndcg_at_k(
+    ranked_grades: Sequence[int] | np.ndarray,
+    judged: Sequence[bool] | np.ndarray,
+    ideal_grades: Sequence[int] | np.ndarray,
+    k: int = 10,
+) -> float:
+    """Condensed-list NDCG@k (Sakai 2007): unjudged items are removed from the ranking before it is cut at k, so a
+    system is neither punished nor rewarded for surfacing items nobody judged.
+
+    Range: [0, 1]; 0.0 when the query has no judged item with grade > 0.
+    Example: condensed_ndcg_at_k([0, 3], [False, True], [3], k=2) == 1.0 (the unjudged first item is skipped).
+    """
+    grades = np.asarray(ranked_grades)[np.asarray(judged, dtype=bool)]
+    return ndcg_at_k(grades, ideal_grades, k)
+
+
+def judged_at_k(judged: Sequence[bool] | np.ndarray, k: int = 10) -> float:
+    """judged@k = share of the top k (or of the whole ranking when shorter) that carries a judgment.
+
+    Range: [0, 1]; NaN for an empty ranking (undefined). Example: judged_at_k([True, False, True, True], 2) == 0.5.
+    """
+    top = np.asarray(judged, dtype=bool)[:k]
+    return float(top.mean()) if top.size else math.nan
+
+
 def count_relevant(grades: Sequence[int] | np.ndarray, min_grade: int = 3) -> int:
     """|{d : grade(d) >= min_grade}|: new relevant items when applied to R_exp minus R_orig (3 = Excellent)."""
     return int(np.sum(np.asarray(grades) >= min_grade))

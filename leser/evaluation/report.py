@@ -37,8 +37,13 @@ def slug(system_name: str) -> str:
 def _cell(key: str, value, stochastic: bool) -> str:
     if math.isnan(value.mean):
         return "-"
-    digits = 3 if key in ("mean_d_rel", "ndcg10", "d_ndcg10", "rm_pairwise_acc") else 2
-    if key == "d_ndcg10":
+    digits = (
+        3
+        if key
+        in ("mean_d_rel", "ndcg10", "d_ndcg10", "ndcg10_condensed", "d_ndcg10_condensed", "rm_pairwise_acc")
+        else 2
+    )
+    if key in ("d_ndcg10", "d_ndcg10_condensed"):
         return f"{value.mean:+.{digits}f} ± {value.std:.{digits}f}"
     return f"{value.mean:.{digits}f} ± {value.std:.{digits}f}"
 
@@ -156,9 +161,19 @@ def write_chart(path: Path, reports: list[SystemReport], title: str) -> None:
     left.legend()
     left.set_title("Paper protocol (Table 2)")
     d_ndcg = [r.aggregate["d_ndcg10"].mean for r in reports]
-    right.bar(
-        x, d_ndcg, 0.5, yerr=[r.aggregate["d_ndcg10"].std for r in reports], capsize=3, color="tab:green"
-    )
+    judged = [r.aggregate["judged10"].mean for r in reports]
+    if any(j < 99.99 for j in judged if not math.isnan(j)):
+        # judgments with holes: unjudged = 0 next to the condensed list, so "worse" and "not judged" can be told apart
+        right.bar(x - 0.2, d_ndcg, 0.4, yerr=[r.aggregate["d_ndcg10"].std for r in reports], capsize=3,
+                  color="tab:green", label="unjudged = 0")  # fmt: skip
+        right.bar(x + 0.2, [r.aggregate["d_ndcg10_condensed"].mean for r in reports], 0.4,
+                  yerr=[r.aggregate["d_ndcg10_condensed"].std for r in reports], capsize=3, color="tab:olive",
+                  label="condensed (unjudged removed)")  # fmt: skip
+        right.legend(fontsize=8)
+    else:
+        right.bar(
+            x, d_ndcg, 0.5, yerr=[r.aggregate["d_ndcg10"].std for r in reports], capsize=3, color="tab:green"
+        )
     right.axhline(0, color="black", linewidth=0.8)
     right.set_xticks(x, names, rotation=25, ha="right")
     right.set_ylabel("NDCG@10 change vs no expansion")
