@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_prep.cli import ArgumentParser, int_at_least, run_cli  # noqa: E402
 from data_prep.formats import atomic_write_path  # noqa: E402
+from leser.evaluation.report import save_figure  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -101,9 +102,7 @@ def plot(points: list[dict], path: Path, title: str) -> None:
     right.set_title("Behaviour on the probe")
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_write_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,6 +122,17 @@ def paired_table(paired: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure as PNG atomically (temp file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_write_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_write_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -180,9 +191,7 @@ def write_chart(path: Path, reports: list[SystemReport], title: str) -> None:
     right.set_title("True relevance")
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_write_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 class GenerationsWriter:
