@@ -18,6 +18,7 @@ from pathlib import Path
 from data_prep.formats import atomic_write_path
 from leser.evaluation.harness import SystemReport
 from leser.evaluation.report import slug
+from leser.generation import resolve_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ def _folder_listing(folder: Path) -> list:
 
 def fingerprint(spec: str, args) -> str:
     """Hash of everything `spec`'s numbers depend on (module docstring)."""
-    from leser.generation import resolve_checkpoint
-
     parts: list = [spec, {name: str(getattr(args, name, None)) for name in OPTIONS}]
     for path in (args.split, args.rules):
         parts.append(_file_digest(Path(path)) if path and Path(path).is_file() else str(path))
