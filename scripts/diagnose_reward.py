@@ -30,8 +30,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_prep.cli import ArgumentParser, int_at_least, run_cli  # noqa: E402
-from data_prep.formats import atomic_write_path  # noqa: E402
+from data_prep.formats import atomic_write_path, load_dataset  # noqa: E402
+from data_prep.prompts import format_completion  # noqa: E402
+from data_prep.synth import Oracle  # noqa: E402
+from data_prep.training import make_teacher  # noqa: E402
+from leser.evaluation.harness import EvalContext, OracleJudge, score_rankings  # noqa: E402
 from leser.evaluation.report import save_figure  # noqa: E402
+from leser.reward import LeserScorer  # noqa: E402
+from leser.settings import load_settings, open_backend  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -97,18 +103,8 @@ def read_completions(path: Path) -> list[dict]:
 
 
 def landscape(args, engine, scorer, oracle, ctx, queries: list[str]) -> dict:
-    from data_prep.prompts import format_completion
-    from data_prep.teachers import RulesTeacher, catalog_value_index
-    from leser.evaluation.harness import score_rankings
-
-    catalog = args.dataset_obj.catalog.select(["brand", "attributes"]).to_pylist()
-    analyze = engine.analyzer.analyze
-    teacher = RulesTeacher(
-        analyzer=analyze,
-        catalog_values=catalog_value_index(catalog, analyze),
-        vocabulary_contains=engine.vocabulary_contains,
-        recall_sizes=lambda qs: [r.recall_size for r in engine.search_many(qs, k=1)],
-    )
+    # the rules teacher exactly as it wrote the SFT data (engine analyzer, vocabulary, catalog values)
+    teacher = make_teacher("rules", args.out, None, args.context_items, engine, args.dataset_obj.catalog)
     contexts = [engine.items(list(r.item_ids)) for r in engine.search_many(queries, k=args.context_items)]
     answers = teacher.complete_many(queries, contexts)
     abstain = scorer.score_batch(queries, [format_completion("", [])] * len(queries))
@@ -146,15 +142,11 @@ def landscape(args, engine, scorer, oracle, ctx, queries: list[str]) -> dict:
 
 
 def policy(rows: list[dict], scorer, oracle, ctx, first_steps: int, window: int) -> dict:
-    from leser.evaluation.harness import score_rankings
-
     rows = [r for r in rows if r["query"] is not None]
     if not rows:
         return {}
     abstain_of = {}
     distinct = sorted({r["query"] for r in rows})
-    from data_prep.prompts import format_completion
-
     for q, b in zip(
         distinct, scorer.score_batch(distinct, [format_completion("", [])] * len(distinct)), strict=True
     ):
@@ -376,12 +368,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-
-    from data_prep.formats import load_dataset
-    from data_prep.synth import Oracle
-    from leser.evaluation.harness import EvalContext, OracleJudge
-    from leser.reward import LeserScorer
-    from leser.settings import load_settings, open_backend
 
     for path, what in (
         (args.split, "GRPO split"),
