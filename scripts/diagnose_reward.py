@@ -369,11 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
 
-    for path, what in (
-        (args.split, "GRPO split"),
-        (args.config, "LESER_CONFIG"),
-        (args.dataset / "truth", "oracle"),
-    ):
+    if not args.split.exists():
+        raise FileNotFoundError(f"{args.split}: no such GRPO split")
+    queries = read_split_queries(args.split)[: args.limit]  # a bad split fails before any backend is opened
+    for path, what in ((args.config, "LESER_CONFIG"), (args.dataset / "truth", "oracle")):
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such {what}")
     settings = load_settings(args.config)
@@ -383,7 +382,6 @@ def main(argv: list[str] | None = None) -> int:
     oracle = Oracle.load(args.dataset)
     truth = OracleJudge(oracle, args.dataset_obj.catalog.column("item_id").to_pylist())
     ctx = EvalContext(engine, judge, truth, [])
-    queries = read_split_queries(args.split)[: args.limit]
     result = {"landscape": landscape(args, engine, scorer, oracle, ctx, queries)}
     if args.grpo:
         files = sorted(args.grpo.glob("v*/completions.jsonl"))
