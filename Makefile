@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GPU ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | wc -l || echo 0)
 SETUP_STAMP := .venv/.setup-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help setup test test-fast lint format bench data sft sft-llm grpo eval demo plot esci experiment
+.PHONY: help setup test test-fast lint format bench data sft sft-llm grpo eval demo plot esci experiment experiment-1gpu
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -157,6 +157,14 @@ eval: | $(SPLITS)/sft.jsonl  ## Table 2 evaluation of the baselines and RUN_DIR'
 	@echo "== [eval] $(EVAL_SYSTEMS) -> $(EVAL_DIR)"
 	$(PY) -m leser.evaluation --dataset $(DATA) --index $(INDEX) --relevance $(RELEVANCE) \
 		--split $(SPLITS)/eval.jsonl --systems $(EVAL_SYSTEMS) --runs $(EVAL_RUNS) --out $(EVAL_DIR) $(EVAL_ARGS)
+
+# The learning experiment on one GPU: the same `learn` data and warm-up, GRPO with the paper's 8 prompts x 4 samples
+# for GRPO_BUDGET_S seconds (a callback saves and stops), then the probe curve and the 150 x 3 evaluation with
+# paired intervals; CPU-side work runs beside the GPU work. Results: runs/eval/learn-1gpu/, runs/learn-1gpu/.
+GRPO_BUDGET_S ?= 1800
+experiment-1gpu:  ## learning experiment on one GPU (scripts/gpu/learn_1gpu.sh): GRPO for GRPO_BUDGET_S s, eval 150 x 3
+	$(MAKE) --no-print-directory data PROFILE=learn
+	PY=$(PY) GRPO_BUDGET_S=$(GRPO_BUDGET_S) bash scripts/gpu/learn_1gpu.sh
 
 # The whole method on CPU, one command: each stage prints a "== [stage]" line and its own progress bars.
 # The demo's evaluation is smaller than the paper's protocol (5 runs over every eval query) to fit ~30 minutes on 2

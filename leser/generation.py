@@ -8,6 +8,7 @@ prompt handling. torch, transformers and vllm are imported inside functions so t
 from __future__ import annotations
 
 import gc
+import importlib.util
 import logging
 import re
 import sys
@@ -93,7 +94,10 @@ class TransformersGenerator:
             model = AutoModelForCausalLM.from_pretrained(
                 self.model_dir, dtype=torch.float32, trust_remote_code=False
             )
-        self.model = model.eval()
+        # On a GPU without vLLM (e.g. a machine where only transformers is installed) generate there: float32 as on
+        # the CPU, so a checkpoint samples from the same distribution on both.
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device).eval()
 
     def close(self) -> None:
         """Drop the model and tokenizer and free their memory; this generator cannot generate afterwards."""
@@ -123,7 +127,7 @@ class TransformersGenerator:
         ):
             encoded = self.tokenizer(
                 [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
-            )
+            ).to(self.device)
             kwargs = {"do_sample": sampling.temperature > 0, "max_new_tokens": sampling.max_new_tokens}
             if sampling.temperature > 0:
                 kwargs |= {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
@@ -183,10 +187,11 @@ class VLLMGenerator:
 
 
 def load_generator(model_dir: str | Path, backend: str = "auto", batch_size: int = 8):
-    """`backend`: "transformers", "vllm", or "auto" (vLLM when a GPU is present, else transformers)."""
+    """`backend`: "transformers", "vllm", or "auto" (vLLM when a GPU and vLLM are present, else transformers)."""
     resolve_checkpoint(model_dir)  # a wrong folder fails here, before seconds of importing torch
     if backend == "auto":
-        backend = "vllm" if gpu_available() else "transformers"
+        # vLLM when a GPU is present and vLLM is installed; otherwise transformers (on the GPU when there is one)
+        backend = "vllm" if gpu_available() and importlib.util.find_spec("vllm") else "transformers"
     if backend == "vllm":
         return VLLMGenerator(model_dir)
     if backend == "transformers":

@@ -126,9 +126,18 @@ def test_recipe_builds_ms_swift_arguments(path, base_model_dir, tmp_path, restor
     "path", [p for p in RECIPES if p.parent.name == "grpo"], ids=lambda p: p.parent.parent.name + "/" + p.name
 )
 def test_reward_funcs_are_registered_by_the_plugin(path, swift_plugin_orms):
+    from swift.callbacks import callbacks_map
+    from swift.utils import import_external_file
+
     config, env = load_recipe(path)
-    assert config["external_plugins"] == "swift_plugins/leser_reward.py"
-    assert (REPO_ROOT / config["external_plugins"]).is_file()
+    plugins = config["external_plugins"]
+    plugins = [plugins] if isinstance(plugins, str) else plugins
+    assert "swift_plugins/leser_reward.py" in plugins
+    for plugin in plugins:
+        assert (REPO_ROOT / plugin).is_file(), plugin
+        import_external_file(str(REPO_ROOT / plugin))
+    for name in config.get("callbacks", []):  # looked up in callbacks_map when the trainer is built
+        assert name in callbacks_map, f"{path}: callbacks {name!r} is not registered by its plugins"
     for name in config["reward_funcs"]:
         assert name in swift_plugin_orms, (
             f"{path}: reward_funcs {name!r} is not in orms after loading the plugin"
