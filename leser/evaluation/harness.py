@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
@@ -75,39 +76,56 @@ class TrueCategoryOffTarget:
 class HeadNounOffTarget:
     """Off target by a lexical proxy, for catalogs without truth: the item lacks the query's head noun.
 
-    Heuristic: the head noun is the LAST analysed term of the query that is also a term of some category-path
-    element of the catalog ("ergonomic wireless mouse" -> ``mous`` when some category is "Mouse Pads"): shopper
-    queries put the product noun last, and a category path names product kinds, so the condition keeps adjectives
-    and brands out. An item lacks the noun when none of its indexed fields (title, attribute values, brand, category
-    path) holds that term: a read of the term's posting list. A query none of whose terms is a category term has no
-    head noun and its answers are not measured (they do not enter the mean nor its count). Known misses: a noun
-    whose stem differs between query and categories ("mouse" vs "Mice"), and items that name the noun as an
-    accessory ("mouse pad" for "mouse") count as on target.
+    Heuristic (:meth:`head_noun`): the query is cut at "without" (what follows is excluded, not wanted); the head noun
+    is the LAST analysed term of the rest that is a LEAF term of the catalog, else the last that is a term of any
+    category-path element (numbers excluded). A leaf term is a term of category-path elements that more items carry as the last
+    element of their path (a product kind: "Slippers", "Mouse Pads") than above it (an audience or a department:
+    "Women", "Home"). Shopper queries put the product noun last, so "ugg slippers women" gives ``slipper`` and
+    "ergonomic wireless mouse" ``mous``. An item lacks the noun when none of its indexed fields (title, attribute
+    values, brand, category path) holds that term: a read of the term's posting list. A query without any category
+    term has no head noun; its answers are not measured (they enter neither the mean nor its count). Known misses:
+    a noun whose stem differs between query and categories ("mouse" vs "Mice", "bandsaw" vs "Band Saws") falls
+    back to another term, and an item that names the noun as a part or accessory ("mouse pad") counts as on target.
     """
 
     kind = "proxy"
     description = (
-        "proxy: the item lacks the query's head noun (last query term that is a category-path term of the catalog) "
-        "in title, attributes, brand and category"
+        "proxy: the item lacks the query's head noun (its last term that names a product kind in the catalog's "
+        "category leaves, else any category term; see HeadNounOffTarget) in title, attributes, brand and category"
     )
 
-    def __init__(self, analyzer, category_names):
+    def __init__(self, analyzer, leaf_terms: set[str], category_terms: set[str]):
         self.analyzer = analyzer
-        self.category_terms = {t for name in set(category_names) if name for t in analyzer.analyze(name)}
+        self.leaf_terms = set(leaf_terms)
+        self.category_terms = self.leaf_terms | set(category_terms)
         self._nouns: dict[str, str | None] = {}
 
     @classmethod
     def from_catalog(cls, analyzer, catalog) -> HeadNounOffTarget:
-        """From a catalog table (its ``category`` column: a list of path elements per item)."""
+        """From a catalog table (its ``category`` column: a list of path elements per item, root first)."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
-        elements = pc.unique(pc.list_flatten(catalog.column("category").combine_chunks()))
-        return cls(analyzer, elements.to_pylist())
+        paths = catalog.column("category").combine_chunks()
+        elements = pc.list_flatten(paths)
+        lengths = pc.list_value_length(paths).fill_null(0).to_numpy(zero_copy_only=False)
+        is_leaf = np.zeros(len(elements), dtype=bool)
+        is_leaf[np.cumsum(lengths)[lengths > 0] - 1] = True  # the last element of each non-empty path
+        leaf_items: dict[str, int] = {}
+        inner_items: dict[str, int] = {}
+        for mask, counts in ((is_leaf, leaf_items), (~is_leaf, inner_items)):
+            tally = pc.value_counts(elements.filter(pa.array(mask)))
+            for name, n in zip(tally.field("values").to_pylist(), tally.field("counts").to_pylist(), strict=True):
+                for term in set(analyzer.analyze(name or "")):
+                    counts[term] = counts.get(term, 0) + n
+        nouns = {t for t in set(leaf_items) | set(inner_items) if not t.isdigit()}  # "2" names no product kind
+        return cls(analyzer, {t for t in nouns if leaf_items.get(t, 0) > inner_items.get(t, 0)}, nouns)
 
     def head_noun(self, query: str) -> str | None:
         if query not in self._nouns:
-            terms = [t for t in self.analyzer.analyze(query) if t in self.category_terms]
-            self._nouns[query] = terms[-1] if terms else None
+            terms = self.analyzer.analyze(re.split(r"\bwithout\b", query, maxsplit=1, flags=re.I)[0])
+            found = [t for t in terms if t in self.leaf_terms] or [t for t in terms if t in self.category_terms]
+            self._nouns[query] = found[-1] if found else None
         return self._nouns[query]
 
     def off_target(self, engine, query: str, rows: np.ndarray) -> np.ndarray | None:
