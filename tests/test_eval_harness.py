@@ -128,7 +128,8 @@ def test_cli_baselines_end_to_end(small_synth_dir, small_index, small_relevance_
     assert len(rows) == 30 and all(r["completion"].startswith("<think>") for r in rows)
     assert all(r["recall_exp"] - r["recall_orig"] == r["d_ret"] for r in rows)
     # the reward-hacking audit: off-target recall by synthetic truth, "-" where nothing new is recalled
-    assert json.loads((out / "results.json").read_text())["meta"]["off_target_recall"]["definition"] == "truth"
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    assert meta["off_target_recall"]["definition"] == "truth"
     assert "off-target recall (%)" in table and "truth: the item's true category" in table
     assert math.isnan(systems["none"]["aggregate"]["off_target_recall"]["mean"])
     for name in ("rm3", "rules"):

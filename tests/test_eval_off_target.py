@@ -32,7 +32,9 @@ def proxy(hand_engine):
     from data_prep.formats import load_catalog
     from tests.fixtures_engine import ENGINE_CATALOG_DIR
 
-    return HeadNounOffTarget.from_catalog(hand_engine.analyzer, load_catalog(ENGINE_CATALOG_DIR / "catalog.jsonl"))
+    return HeadNounOffTarget.from_catalog(
+        hand_engine.analyzer, load_catalog(ENGINE_CATALOG_DIR / "catalog.jsonl")
+    )
 
 
 def test_head_noun_is_the_last_query_term_naming_a_category(proxy):
@@ -95,7 +97,8 @@ def test_truth_loose_vs_precise_expansion(truth_ctx, small_engine):
     ctx, oracle = truth_ctx
     q = "fleece sweatshirt"  # a broad query of the small marketplace; its intent targets the hoodies category
     assert oracle.intent(q)["categories"] == {"hoodies": 4}
-    precise, loose = ["fleece hoodie"], ["fleece"]  # a bare attribute value also recalls fleece blankets, jackets...
+    # a bare attribute value also recalls fleece items of other categories
+    precise, loose = ["fleece hoodie"], ["fleece"]
     got_precise = off_target_share(ctx, q, precise)
     got_loose = off_target_share(ctx, q, loose)
     assert got_precise[0] == 0.0 and got_precise[1] > 0
@@ -115,7 +118,8 @@ def test_run_summary_and_table(truth_ctx):
     assert rows[0].off_target_examined > 0 and rows[0].off_target_share > 0.5
     assert math.isnan(rows[1].off_target_share) and rows[1].off_target_examined == 0  # abstained
     summary = summarize_run(rows, 1.0)
-    assert summary["off_target_recall"] == pytest.approx(100 * rows[0].off_target_share)  # abstention excluded
+    # the abstention is left out of the mean
+    assert summary["off_target_recall"] == pytest.approx(100 * rows[0].off_target_share)
     assert summary["off_target_answers"] == 1
     abstaining = summarize_run([rows[1]], 1.0)
     assert math.isnan(abstaining["off_target_recall"]) and abstaining["off_target_answers"] == 0

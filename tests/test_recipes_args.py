@@ -152,7 +152,8 @@ def test_ms_swift_truncation_choices_are_the_ones_this_file_knows():
     for cls in (SftArguments, RLHFArguments):
         field = {f.name: f for f in dataclasses.fields(cls)}["truncation_strategy"]
         assert set(typing.get_args(field.type)) == {"delete", "left", "right", "split", None}, cls
-        assert field.default is None, cls  # None: 'delete' for SFT, 'left' for GRPO (RLHFArguments._init_grpo)
+        # None becomes 'delete' for SFT, 'left' for GRPO (RLHFArguments._init_grpo)
+        assert field.default is None, cls
 
 
 @pytest.mark.parametrize(

@@ -222,7 +222,9 @@ def main(argv: list[str] | None = None) -> None:
         judge = JudgmentsJudge(dataset.judgments, dataset.manifest.get("source", "dataset"))
         off_target = HeadNounOffTarget.from_catalog(engine.analyzer, dataset.catalog)
     if not hasattr(engine, "match"):
-        logger.warning("%s: a search service has no recall sets; off-target recall is not measured", args.index)
+        logger.warning(
+            "%s: a search service has no recall sets; off-target recall is not measured", args.index
+        )
         off_target = None
     queries = load_queries(args.split, dataset, args.limit)
     logged = set(dataset.queries.column("query").to_pylist())

@@ -62,9 +62,7 @@ class TrueCategoryOffTarget:
     intent (``Oracle.in_target_category``; the intent's related categories are off target too)."""
 
     kind = "truth"
-    description = (
-        "truth: the item's true category is none of the target categories of the query's intent (synthetic oracle)"
-    )
+    description = "truth: the item's true category is none of the target categories of the query's intent"
 
     def __init__(self, oracle):
         self.oracle = oracle
@@ -115,16 +113,20 @@ class HeadNounOffTarget:
         inner_items: dict[str, int] = {}
         for mask, counts in ((is_leaf, leaf_items), (~is_leaf, inner_items)):
             tally = pc.value_counts(elements.filter(pa.array(mask)))
-            for name, n in zip(tally.field("values").to_pylist(), tally.field("counts").to_pylist(), strict=True):
+            for name, n in zip(
+                tally.field("values").to_pylist(), tally.field("counts").to_pylist(), strict=True
+            ):
                 for term in set(analyzer.analyze(name or "")):
                     counts[term] = counts.get(term, 0) + n
-        nouns = {t for t in set(leaf_items) | set(inner_items) if not t.isdigit()}  # "2" names no product kind
+        # numbers ("2") name no product kind
+        nouns = {t for t in set(leaf_items) | set(inner_items) if not t.isdigit()}
         return cls(analyzer, {t for t in nouns if leaf_items.get(t, 0) > inner_items.get(t, 0)}, nouns)
 
     def head_noun(self, query: str) -> str | None:
         if query not in self._nouns:
             terms = self.analyzer.analyze(re.split(r"\bwithout\b", query, maxsplit=1, flags=re.I)[0])
-            found = [t for t in terms if t in self.leaf_terms] or [t for t in terms if t in self.category_terms]
+            found = [t for t in terms if t in self.leaf_terms]
+            found = found or [t for t in terms if t in self.category_terms]
             self._nouns[query] = found[-1] if found else None
         return self._nouns[query]
 
@@ -220,7 +222,8 @@ class QueryEval:
     new_items_truncated: bool
     rm_pairwise_acc: float
     rm_spearman: float
-    off_target_share: float = math.nan  # of the new items (R_exp minus R_orig) examined; NaN when not measured
+    # share of the new items (R_exp minus R_orig) examined that are off target; NaN when not measured
+    off_target_share: float = math.nan
     off_target_examined: int = 0  # new items examined (all of them, or a sample of off_target_sample)
 
 

@@ -84,7 +84,7 @@ def off_target_note(meta: dict) -> str:
         f"\noff-target recall (%): share of the items the expansions recall beyond q's own recall set (what Ret "
         f"rewards) that are off target, mean over the answers that recalled a new item (n: answers per run); "
         f"{info['description']}; at most {info['sample_per_answer']:,} new items examined per answer (uniform "
-        "sample). \"-\": nothing recalled beyond q.\n"
+        'sample). "-": nothing recalled beyond q.\n'
     )
 
 
