@@ -546,6 +546,12 @@ class Oracle:
         """Grades of every catalog item, in catalog order (for recall denominators)."""
         return self.grade_rows(query, np.arange(len(self.item_ids)))
 
+    def in_target_category(self, query: str, item_ids) -> np.ndarray:
+        """bool per item: its TRUE category is one of the target categories of the query's intent (those the intent
+        grades by category, grade > 0; its related categories are not targets). KeyError for unknown queries or ids."""
+        cat_max = self._compile(self.query_to_intent[query])[0]
+        return cat_max[self.item_category[self.rows(item_ids)]] > 0
+
     def grade_rows(self, query: str, rows: np.ndarray) -> np.ndarray:
         cat_max, related_lut, cons, products = self._compile(self.query_to_intent[query])
         cats = self.item_category[rows]

@@ -163,6 +163,14 @@ class SearchEngine:
         ids = self.term_ids(terms)
         return {t: int(self.term_df[i]) if i >= 0 else 0 for t, i in zip(terms, ids, strict=True)}
 
+    def term_rows(self, term: str) -> np.ndarray:
+        """Catalog rows (int64, ascending) of the items whose indexed fields hold the ANALYSED term ``term`` (one
+        entry of ``analyzer.analyze(...)``); empty when the index does not know it. A read of one posting list."""
+        tid = int(self.term_ids([term])[0])
+        if tid < 0:
+            return _EMPTY_DOCS
+        return self._docs[self._indptr[tid] : self._indptr[tid + 1]].astype(np.int64)
+
     def item_indices(self, item_ids: list[str]) -> np.ndarray:
         """Catalog row of each item id; ``KeyError`` naming the first unknown id."""
         hashes = stable_hash64(item_ids)

@@ -57,3 +57,30 @@ def test_bm25_impacts_saturate_and_normalise():
     assert many < idf * 2.2  # saturates below idf * (k1 + 1)
     short, long_ = bm25_impacts(np.array([1.0, 1.0]), np.array([5.0, 20.0]), 10.0, idf, k1=1.2, b=0.75)
     assert short > long_  # shorter documents score higher for the same tf
+
+
+def test_readme_recall_rule_table():
+    """search_sim/README.md's worked table of the default recall rule is what the code does: each row's counts are
+    minimum_should_match's, its example query has that many distinct analysed terms, and its example item (in double
+    quotes) holds enough of them to be recalled."""
+    import re
+    from pathlib import Path
+
+    from search_sim.analyzer import Analyzer, AnalyzerConfig
+    from search_sim.bm25 import DEFAULT_MINIMUM_SHOULD_MATCH
+
+    readme = (Path(__file__).resolve().parent.parent / "search_sim" / "README.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| (\d+) \| (\d+) \| `([^`]+)`(.*)\|$", readme, flags=re.M)
+    assert [int(r[0]) for r in rows] == list(range(1, 9)), "the table covers 1 to 8 terms"
+    analyzer = Analyzer(AnalyzerConfig())
+    for n, must, miss, query, rest in rows:
+        n, must, miss = int(n), int(must), int(miss)
+        assert minimum_should_match(DEFAULT_MINIMUM_SHOULD_MATCH, n) == must, n
+        assert miss == n - must, n
+        terms = set(analyzer.analyze(query))
+        assert len(terms) == n, (query, sorted(terms))
+        for item in re.findall(r'"([^"]+)"', rest):
+            shared = terms & set(analyzer.analyze(item))
+            assert len(shared) >= must, (query, item, sorted(shared))
+            if n > 3:
+                assert "mous" not in shared or "mouse" not in query, (query, item)

@@ -127,6 +127,16 @@ def test_cli_baselines_end_to_end(small_synth_dir, small_index, small_relevance_
     rows = [json.loads(line) for line in (out / "generations" / "rules.jsonl").read_text().splitlines()]
     assert len(rows) == 30 and all(r["completion"].startswith("<think>") for r in rows)
     assert all(r["recall_exp"] - r["recall_orig"] == r["d_ret"] for r in rows)
+    # the reward-hacking audit: off-target recall by synthetic truth, "-" where nothing new is recalled
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    assert meta["off_target_recall"]["definition"] == "truth"
+    assert "off-target recall (%)" in table and "truth: the item's true category" in table
+    assert math.isnan(systems["none"]["aggregate"]["off_target_recall"]["mean"])
+    for name in ("rm3", "rules"):
+        measured = [r for r in systems[name]["runs"] if r["off_target_answers"] > 0]
+        assert measured and all(0 <= r["off_target_recall"] <= 100 for r in measured)
+    grown = [r for r in rows if r["d_ret"] > 0]
+    assert grown and all(0 < r["off_target_examined"] <= min(r["d_ret"], 1000) for r in grown)
 
 
 def test_cli_rejects_unknown_system(small_synth_dir, small_index, small_relevance_dir, tmp_path):

@@ -120,6 +120,40 @@ def test_recipe_builds_ms_swift_arguments(path, base_model_dir, tmp_path, restor
             assert args.ref_model == str(base_model_dir)
         else:  # beta = 0 (the learn profile): no reference model is loaded at all
             assert args.ref_model is None
+    # 'delete' reaches the template as 'raise': an over-long row fails to encode and is dropped (SFT) or resampled
+    # (GRPO), so no prompt is ever cut
+    assert args.truncation_strategy == "delete"
+    assert args.get_template_kwargs()["truncation_strategy"] == "raise"
+
+
+# ms-swift 4.6 truncation strategies (TemplateArguments / RLHFArguments.truncation_strategy): "left" cuts the start of
+# the sequence (the system prompt and the instruction; GRPO's default when unset), "right" cuts its end (the
+# answer in SFT; GRPO refuses it), "split" is for pre-training only; "delete" drops an over-long row (SFT filters it
+# out of the dataset, GRPO resamples another prompt and fails when it cannot find one).
+PROMPT_SAFE_TRUNCATION = ("delete",)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=RECIPE_IDS)
+def test_recipe_truncation_never_cuts_the_prompt(path):
+    config, _ = load_recipe(path)
+    assert config.get("truncation_strategy") in PROMPT_SAFE_TRUNCATION, (
+        f"{path}: truncation_strategy {config.get('truncation_strategy')!r}; unset, GRPO cuts the prompt's start"
+    )
+    line = next(x for x in path.read_text().splitlines() if x.startswith("truncation_strategy:"))
+    assert "#" in line, f"{path}: say why on the truncation_strategy line"
+
+
+def test_ms_swift_truncation_choices_are_the_ones_this_file_knows():
+    """A new ms-swift with other strategies or another GRPO default needs PROMPT_SAFE_TRUNCATION reviewed."""
+    import typing
+
+    from swift.arguments import RLHFArguments, SftArguments
+
+    for cls in (SftArguments, RLHFArguments):
+        field = {f.name: f for f in dataclasses.fields(cls)}["truncation_strategy"]
+        assert set(typing.get_args(field.type)) == {"delete", "left", "right", "split", None}, cls
+        # None becomes 'delete' for SFT, 'left' for GRPO (RLHFArguments._init_grpo)
+        assert field.default is None, cls
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,11 @@ from pathlib import Path
 from data_prep.cli import ArgumentParser
 from leser.evaluation.harness import (
     EvalContext,
+    HeadNounOffTarget,
     JudgmentsJudge,
     OracleJudge,
     SystemReport,
+    TrueCategoryOffTarget,
     evaluate_system,
 )
 from leser.evaluation.report import GenerationsWriter, write_results
@@ -215,8 +217,15 @@ def main(argv: list[str] | None = None) -> None:
         from data_prep.synth import Oracle
 
         judge = OracleJudge(Oracle.load(args.dataset), dataset.catalog.column("item_id").to_pylist())
+        off_target = TrueCategoryOffTarget(judge.oracle)
     else:
         judge = JudgmentsJudge(dataset.judgments, dataset.manifest.get("source", "dataset"))
+        off_target = HeadNounOffTarget.from_catalog(engine.analyzer, dataset.catalog)
+    if not hasattr(engine, "match"):
+        logger.warning(
+            "%s: a search service has no recall sets; off-target recall is not measured", args.index
+        )
+        off_target = None
     queries = load_queries(args.split, dataset, args.limit)
     logged = set(dataset.queries.column("query").to_pylist())
     unknown = [q.query for q in queries if q.query not in logged]
@@ -234,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         top_k=args.top_k,
         merge_policy=args.merge_policy,
         new_items_depth=args.new_items_depth,
+        off_target=off_target,
     )
     res = Resources(args, engine, dataset, queries)
     writer = GenerationsWriter(args.out)
@@ -248,6 +258,11 @@ def main(argv: list[str] | None = None) -> None:
         "max_new_tokens": args.max_new_tokens,
         "top_k": args.top_k,
         "truth": judge.name,
+        "off_target_recall": {
+            "definition": off_target.kind if off_target else "not measured",
+            "description": off_target.description if off_target else "not measured (no recall sets)",
+            "sample_per_answer": ctx.off_target_sample,
+        },
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "timings_s": timings,
     }

@@ -5,12 +5,15 @@ dRet = |R_exp| - |R_orig|; AvgRel = mean relevance-model score against q of the 
 engine's merged ranking; dRel = AvgRel_exp - AvgRel_orig. A run's headline numbers are the % of queries with
 dRet > 0 and with dRel > 0; the table reports mean +- std over runs. NDCG@10, new relevant items and the
 relevance model's agreement use true grades: the synthetic oracle, or a dataset's judgments (unjudged = grade 0).
+Off-target recall (a reward-hacking audit) is the share of R_exp minus R_orig, the items Ret pays for, that are
+off the query's target (:func:`off_target_share`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
@@ -54,6 +57,86 @@ class OracleJudge:
         return np.ones(len(item_ids), dtype=bool)  # the oracle grades every pair
 
 
+class TrueCategoryOffTarget:
+    """Off target by synthetic truth: the item's true category is none of the target categories of the query's
+    intent (``Oracle.in_target_category``; the intent's related categories are off target too)."""
+
+    kind = "truth"
+    description = "truth: the item's true category is none of the target categories of the query's intent"
+
+    def __init__(self, oracle):
+        self.oracle = oracle
+
+    def off_target(self, engine, query: str, rows: np.ndarray) -> np.ndarray | None:
+        return ~self.oracle.in_target_category(query, engine.item_ids_at(rows))
+
+
+class HeadNounOffTarget:
+    """Off target by a lexical proxy, for catalogs without truth: the item lacks the query's head noun.
+
+    Heuristic (:meth:`head_noun`): the query is cut at "without" (what follows is excluded, not wanted); the head noun
+    is the LAST analysed term of the rest that is a LEAF term of the catalog, else the last that is a term of any
+    category-path element (numbers excluded). A leaf term is a term of category-path elements that more items carry as the last
+    element of their path (a product kind: "Slippers", "Mouse Pads") than above it (an audience or a department:
+    "Women", "Home"). Shopper queries put the product noun last, so "ugg slippers women" gives ``slipper`` and
+    "ergonomic wireless mouse" ``mous``. An item lacks the noun when none of its indexed fields (title, attribute
+    values, brand, category path) holds that term: a read of the term's posting list. A query without any category
+    term has no head noun; its answers are not measured (they enter neither the mean nor its count). Known misses:
+    a noun whose stem differs between query and categories ("mouse" vs "Mice", "bandsaw" vs "Band Saws") falls
+    back to another term, and an item that names the noun as a part or accessory ("mouse pad") counts as on target.
+    """
+
+    kind = "proxy"
+    description = (
+        "proxy: the item lacks the query's head noun (its last term that names a product kind in the catalog's "
+        "category leaves, else any category term; see HeadNounOffTarget) in title, attributes, brand and category"
+    )
+
+    def __init__(self, analyzer, leaf_terms: set[str], category_terms: set[str]):
+        self.analyzer = analyzer
+        self.leaf_terms = set(leaf_terms)
+        self.category_terms = self.leaf_terms | set(category_terms)
+        self._nouns: dict[str, str | None] = {}
+
+    @classmethod
+    def from_catalog(cls, analyzer, catalog) -> HeadNounOffTarget:
+        """From a catalog table (its ``category`` column: a list of path elements per item, root first)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        paths = catalog.column("category").combine_chunks()
+        elements = pc.list_flatten(paths)
+        lengths = pc.list_value_length(paths).fill_null(0).to_numpy(zero_copy_only=False)
+        is_leaf = np.zeros(len(elements), dtype=bool)
+        is_leaf[np.cumsum(lengths)[lengths > 0] - 1] = True  # the last element of each non-empty path
+        leaf_items: dict[str, int] = {}
+        inner_items: dict[str, int] = {}
+        for mask, counts in ((is_leaf, leaf_items), (~is_leaf, inner_items)):
+            tally = pc.value_counts(elements.filter(pa.array(mask)))
+            for name, n in zip(
+                tally.field("values").to_pylist(), tally.field("counts").to_pylist(), strict=True
+            ):
+                for term in set(analyzer.analyze(name or "")):
+                    counts[term] = counts.get(term, 0) + n
+        # numbers ("2") name no product kind
+        nouns = {t for t in set(leaf_items) | set(inner_items) if not t.isdigit()}
+        return cls(analyzer, {t for t in nouns if leaf_items.get(t, 0) > inner_items.get(t, 0)}, nouns)
+
+    def head_noun(self, query: str) -> str | None:
+        if query not in self._nouns:
+            terms = self.analyzer.analyze(re.split(r"\bwithout\b", query, maxsplit=1, flags=re.I)[0])
+            found = [t for t in terms if t in self.leaf_terms]
+            found = found or [t for t in terms if t in self.category_terms]
+            self._nouns[query] = found[-1] if found else None
+        return self._nouns[query]
+
+    def off_target(self, engine, query: str, rows: np.ndarray) -> np.ndarray | None:
+        noun = self.head_noun(query)
+        if noun is None:
+            return None
+        return ~np.isin(rows, engine.term_rows(noun))
+
+
 class JudgmentsJudge:
     """True grades from a dataset's judgments (e.g. ESCI); unjudged items count as grade 0, so NDCG and new
     relevant items are lower bounds when systems surface relevant items nobody judged."""
@@ -95,6 +178,9 @@ class EvalContext:
     merge_policy: str = "rrf"
     new_items_depth: int = 2000  # recall sets deeper than this are truncated when counting new relevant items
     min_relevant_grade: int = 3  # Excellent or Perfect
+    # off-target recall: TrueCategoryOffTarget, HeadNounOffTarget, or None (not measured)
+    off_target: object | None = None
+    off_target_sample: int = 1000  # new items examined per answer at most (uniform sample, fixed seed)
     _reference: dict[str, RankingScore] = field(default_factory=dict)
 
 
@@ -136,6 +222,9 @@ class QueryEval:
     new_items_truncated: bool
     rm_pairwise_acc: float
     rm_spearman: float
+    # share of the new items (R_exp minus R_orig) examined that are off target; NaN when not measured
+    off_target_share: float = math.nan
+    off_target_examined: int = 0  # new items examined (all of them, or a sample of off_target_sample)
 
 
 def score_rankings(ctx: EvalContext, query_sets: list[list[str]], desc: str) -> list[RankingScore]:
@@ -189,6 +278,44 @@ def new_relevant_items(ctx: EvalContext, query: str, expansions: list[str]) -> t
     return metrics.count_relevant(ctx.judge.grades(query, new), ctx.min_relevant_grade), truncated
 
 
+def new_recall_rows(engine, query: str, expansions: list[str]) -> np.ndarray:
+    """R_exp minus R_orig as catalog rows of the index (ascending): the items the expansions recall that q does not,
+    i.e. what dRet counts and Ret(Y) rewards. Exact, from the engine's recall sets (``match``, the call behind
+    ``recall_size``; cached by the engine, so the searches of the other metrics are not repeated)."""
+    parts = [engine.match(y)[0] for y in dict.fromkeys(expansions) if y != query]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    union = np.unique(np.concatenate(parts))
+    return np.setdiff1d(union, engine.match(query)[0], assume_unique=True)
+
+
+def off_target_share(ctx: EvalContext, query: str, expansions: list[str]) -> tuple[float, int]:
+    """Reward-hacking audit: the share of R_exp minus R_orig that is off target (``ctx.off_target``), and how many
+    new items it examined.
+
+    Ret(Y) pays for every new item while Rel(Y) judges only the top of the merged ranking, so a loose expansion
+    (with the default recall rule, 5 to 8 terms may miss two words: ``search_sim/README.md``) can buy reward with
+    items that are not what q asks for. Truth (synthetic): the item's true category is not a target category of the
+    query's intent; proxy (other catalogs): the item lacks the query's head noun (:class:`HeadNounOffTarget`).
+    A recall increment larger than ``ctx.off_target_sample`` is estimated on a uniform random sample of that many
+    new items (seed 0, so reruns agree; standard error <= 1.6 points at 1,000). Returns (NaN, 0) when nothing new
+    is recalled, when no definition is configured or the engine has no recall sets (``match``: a search service),
+    and when the proxy finds no head noun in q.
+    """
+    if ctx.off_target is None or not hasattr(ctx.engine, "match") or not expansions:
+        return math.nan, 0
+    rows = new_recall_rows(ctx.engine, query, expansions)
+    if len(rows) == 0:
+        return math.nan, 0
+    if len(rows) > ctx.off_target_sample:
+        rows = np.sort(np.random.default_rng(0).choice(rows, ctx.off_target_sample, replace=False))
+    off = ctx.off_target.off_target(ctx.engine, query, rows)
+    if off is None:
+        return math.nan, 0
+    return float(np.mean(off)), len(rows)
+
+
 def evaluate_run(ctx: EvalContext, expansions: list[Expansion], run: int, desc: str) -> list[QueryEval]:
     ref = reference(ctx)
     to_score = [i for i, e in enumerate(expansions) if e.expansions]
@@ -200,6 +327,7 @@ def evaluate_run(ctx: EvalContext, expansions: list[Expansion], run: int, desc: 
         exp = by_index.get(i, orig)
         d_ret = metrics.retrieval_gain(orig.recall, exp.recall)
         new_rel, truncated = new_relevant_items(ctx, q.query, e.expansions) if d_ret > 0 else (0, False)
+        off_share, off_examined = off_target_share(ctx, q.query, e.expansions) if d_ret > 0 else (math.nan, 0)
         rows.append(
             QueryEval(
                 query=q.query,
@@ -225,6 +353,8 @@ def evaluate_run(ctx: EvalContext, expansions: list[Expansion], run: int, desc: 
                 new_items_truncated=truncated,
                 rm_pairwise_acc=exp.rm_pairwise_acc,
                 rm_spearman=exp.rm_spearman,
+                off_target_share=off_share,
+                off_target_examined=off_examined,
             )
         )
     return rows
@@ -246,6 +376,8 @@ RUN_METRICS = {
     "abstain_specific": "abstain specific (%)",
     "abstain_broad": "abstain broad (%)",
     "new_relevant": "new relevant / query",
+    "off_target_recall": "off-target recall (%)",
+    "off_target_answers": "answers with new items",
     "queries_per_s": "queries/s",
     "rm_pairwise_acc": "RM pairwise acc",
 }
@@ -254,6 +386,7 @@ RUN_METRICS = {
 def summarize_run(rows: list[QueryEval], seconds: float) -> dict[str, float]:
     """One run's numbers (each a mean over queries, or a % of queries)."""
     levels = {lvl: [r for r in rows if r.level == lvl] for lvl in ABSTAIN_LEVELS}
+    measured = [r.off_target_share for r in rows if not math.isnan(r.off_target_share)]
     return {
         "pct_d_ret_pos": metrics.percent_positive([r.d_ret for r in rows]),
         "pct_d_rel_pos": metrics.percent_positive([r.d_rel for r in rows], metrics.RELEVANCE_TOLERANCE),
@@ -274,6 +407,9 @@ def summarize_run(rows: list[QueryEval], seconds: float) -> dict[str, float]:
             for lvl, group in levels.items()
         },
         "new_relevant": float(np.mean([r.new_relevant for r in rows])),
+        # over the answers whose expansions recalled a new item (and, for the proxy, whose query has a head noun)
+        "off_target_recall": 100.0 * float(np.mean(measured)) if measured else math.nan,
+        "off_target_answers": float(len(measured)),
         "queries_per_s": len(rows) / seconds if seconds > 0 else math.nan,
         "rm_pairwise_acc": float(np.nanmean([r.rm_pairwise_acc for r in rows]))
         if any(not math.isnan(r.rm_pairwise_acc) for r in rows)

@@ -48,8 +48,21 @@ def _cell(key: str, value, stochastic: bool) -> str:
     return f"{value.mean:.{digits}f} ± {value.std:.{digits}f}"
 
 
+# Metrics shown inside another column's cell, not as a column of their own: key -> the column it annotates.
+ANNOTATIONS = {"off_target_answers": "off_target_recall"}
+
+
+def _annotated_cell(report: SystemReport, key: str) -> str:
+    cell = _cell(key, report.aggregate[key], report.stochastic)
+    for extra, target in ANNOTATIONS.items():
+        count = report.aggregate[extra].mean
+        if target == key and cell != "-" and not math.isnan(count):
+            cell += f" (n={count:.0f})" if float(count).is_integer() else f" (n={count:.1f})"
+    return cell
+
+
 def markdown_table(reports: list[SystemReport], header: str) -> str:
-    keys = list(RUN_METRICS)
+    keys = [k for k in RUN_METRICS if k not in ANNOTATIONS]
     lines = [
         header,
         "",
@@ -57,9 +70,22 @@ def markdown_table(reports: list[SystemReport], header: str) -> str:
         "|---|---|" + "---|" * len(keys),
     ]
     for r in reports:
-        cells = [_cell(k, r.aggregate[k], r.stochastic) for k in keys]
+        cells = [_annotated_cell(r, k) for k in keys]
         lines.append(f"| {label(r.name)} | {r.backbone} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def off_target_note(meta: dict) -> str:
+    """The line under the table that says how off-target recall was measured (truth or proxy)."""
+    info = meta.get("off_target_recall")
+    if not info:
+        return ""
+    return (
+        f"\noff-target recall (%): share of the items the expansions recall beyond q's own recall set (what Ret "
+        f"rewards) that are off target, mean over the answers that recalled a new item (n: answers per run); "
+        f"{info['description']}; at most {info['sample_per_answer']:,} new items examined per answer (uniform "
+        'sample). "-": nothing recalled beyond q.\n'
+    )
 
 
 # Paired comparisons reported when both systems were evaluated: (kind a, kind b) means a - b.
@@ -140,7 +166,9 @@ def write_text(path: Path, text: str) -> None:
 
 def write_results(out: Path, reports: list[SystemReport], meta: dict, header: str) -> None:
     paired = paired_comparisons(reports)
-    write_text(out / "results.md", markdown_table(reports, header) + paired_table(paired))
+    write_text(
+        out / "results.md", markdown_table(reports, header) + off_target_note(meta) + paired_table(paired)
+    )
     payload = {
         "meta": meta,
         "columns": RUN_METRICS,
