@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from data_prep.prompts import (
+from leser.prompts import (
     INSTRUCTION,
     PromptTooLongError,
     build_messages,
