@@ -58,7 +58,8 @@ def test_mean_ndcg_leaves_out_queries_with_nothing_relevant():
     queries = ["a", "a", "b", "b"]
     grades = np.asarray([0, 4, 0, 0])
     got = mean_ndcg(queries, ["i1", "i2", "i3", "i4"], grades, np.asarray([0.9, 0.1, 0.9, 0.1]))
-    assert got == pytest.approx((15 / np.log2(3)) / 15)  # query a alone; b (all grades 0) is not a 0 in the mean
+    # query a alone: b (all grades 0) is left out, not counted as 0
+    assert got == pytest.approx((15 / np.log2(3)) / 15)
 
 
 @pytest.mark.parametrize(

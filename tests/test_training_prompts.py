@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from leser.gate import Rules, check_completion
 from leser.prompts import (
     INSTRUCTION,
     PromptTooLongError,
@@ -12,7 +13,6 @@ from leser.prompts import (
     format_completion,
     format_item,
 )
-from leser.gate import Rules, check_completion
 
 
 def _item(i: int, n_attributes: int = 3) -> dict:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 # the project's one NDCG (0.0 when nothing is relevant), shared with the relevance judge's report
-from search_sim.relevance.report import dcg, ndcg_at_k
+from search_sim.relevance.report import dcg, ndcg_at_k  # noqa: F401  (dcg: part of the metrics API)
 
 # Two AvgRel values that differ by less than this are the same ranking scored twice (float noise), not a gain.
 RELEVANCE_TOLERANCE = 1e-6

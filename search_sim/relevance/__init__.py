@@ -2,5 +2,4 @@
 
 from search_sim.relevance.model import RelevanceModel, SchemaMismatchError
 
-
 __all__ = ["RelevanceModel", "SchemaMismatchError"]

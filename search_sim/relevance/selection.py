@@ -32,12 +32,12 @@ from data_prep.formats import atomic_write_dir, load_judgments
 from search_sim.engine import SearchEngine
 from search_sim.relevance.cross_encoder import CrossEncoderConfig
 from search_sim.relevance.model import RelevanceModel
+from search_sim.relevance.report import report_markdown
 from search_sim.relevance.training import (
     TrainConfig,
     query_folds,
     train,
 )
-from search_sim.relevance.report import report_markdown
 
 log = logging.getLogger(__name__)
 

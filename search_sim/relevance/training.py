@@ -466,5 +466,3 @@ def _item_embeddings(catalog_columns, checksum: str, candidates: list, progress:
         convert_to_numpy=True,
         show_progress_bar=progress,
     ).astype(np.float32)
-
-
