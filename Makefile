@@ -111,7 +111,7 @@ $(SMOLLM2)/config.json:
 
 $(SPLITS)/sft.jsonl: | $(RELEVANCE)/model.txt $(SMOLLM2)/config.json
 	@echo "== [splits] SFT / SFT-LLM / GRPO / eval splits ($(DATA_PROFILE) profile) -> $(SPLITS)"
-	$(PY) -m data_prep training --dataset $(DATA) --index $(INDEX) --relevance $(RELEVANCE) \
+	$(PY) -m leser.distill --dataset $(DATA) --index $(INDEX) --relevance $(RELEVANCE) \
 		--profile $(DATA_PROFILE) --tokenizer $(SMOLLM2) --out $(SPLITS)
 
 data: $(SPLITS)/sft.jsonl  ## synthetic marketplace, index, relevance model, base model and training splits
@@ -125,7 +125,7 @@ sft: | $(SFT_INPUTS)  ## SFT warm-up: swift sft recipes/BACKBONE/sft/PROFILE.yam
 	$(PY) scripts/latest_checkpoint.py $(RUN_DIR)/sft --link $(RUN_DIR)/sft/last
 
 # The paper's SFT-LLM baseline: the same recipe as the warm-up, trained on the rejection-sampled sft_llm.jsonl (gate
-# passed, Rel(Y) >= Rel(q), Ret(Y) > Ret(q); data_prep/training.py) instead of sft.jsonl, into its own folder so the
+# passed, Rel(Y) >= Rel(q), Ret(Y) > Ret(q); leser/distill/splits.py) instead of sft.jsonl, into its own folder so the
 # warm-up that GRPO starts from stays untouched.
 sft-llm: | $(SFT_INPUTS)  ## SFT-LLM baseline: the sft recipe on SPLITS/sft_llm.jsonl -> RUN_DIR/sft_llm
 	@echo "== [sft-llm] $(SFT_RECIPE) on $(SPLITS)/sft_llm.jsonl -> $(RUN_DIR)/sft_llm"

@@ -1,18 +1,19 @@
-"""Command line: `python -m data_prep synth|import ...` (see data_prep/README.md)."""
+"""Command line: `python -m data_prep synth|describe|import|model ...` (see data_prep/README.md)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
+from pathlib import Path
 
+from data_prep import base_model, formats, importers, synth
 from data_prep.cli import ArgumentParser, int_at_least, run_cli
 
 
 def _synth(args: argparse.Namespace) -> None:
-    from data_prep import synth
-
     t0 = time.perf_counter()
     result = synth.generate(args.items, args.queries, args.seed, args.out, progress=not args.quiet)
     print(
@@ -22,17 +23,10 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _describe(args: argparse.Namespace) -> None:
-    import json
-    from pathlib import Path
-
-    from data_prep import formats
-
     ds = formats.load_dataset(args.dir)
     print(json.dumps(ds.manifest["counts"], indent=2))
     if not (Path(args.dir) / "truth").exists():
         return
-    from data_prep import synth
-
     print("\nlevel        queries  median relevant  all query words in title  any query word in title")
     for s in synth.level_stats(args.dir):
         print(
@@ -42,8 +36,6 @@ def _describe(args: argparse.Namespace) -> None:
 
 
 def _import(args: argparse.Namespace) -> None:
-    from data_prep import importers
-
     if args.kind == "esci":
         report = importers.import_esci(
             args.products, args.examples, args.out, locale=args.locale, lenient=args.lenient
@@ -132,11 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument("--lenient", action="store_true", help="skip and count bad rows instead of stopping")
     p.set_defaults(func=_import)
 
-    # training-data helper: `model` (offline base model) and `training` (splits); argparse setup lives in the modules.
-    from data_prep import base_model, training
-
+    # `model` (offline base model); its argparse setup lives in the module. The training splits are
+    # `python -m leser.distill` (they need the reward, which sits above data_prep).
     base_model.add_cli(sub)
-    training.add_cli(sub)
     return parser
 
 

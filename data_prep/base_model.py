@@ -20,11 +20,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
+
+from data_prep.formats import atomic_write_dir
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +157,7 @@ def build_base_model(out_dir: str | Path, source: str | None = None, check: bool
     The folder is written to a temporary sibling and renamed into place, so `out_dir` is never half written.
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_write_dir(out_dir) as tmp:
         if source is None:
             gguf_path = smollm2_gguf_path()
             log.info("de-quantising %s", gguf_path)
@@ -170,13 +168,6 @@ def build_base_model(out_dir: str | Path, source: str | None = None, check: bool
         result = check_generation(tmp) if check else None
         if result is not None and not result.completion:
             raise RuntimeError(f"{out_dir}: the model produced an empty completion for {CHECK_PROMPT!r}")
-        tmp.chmod(0o755)  # mkdtemp creates 0700; the folder is shared with other users and containers
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return result
 
 

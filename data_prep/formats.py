@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -90,6 +91,29 @@ def atomic_write_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder next to `path` (mode 0755, shared like any output); on success swap it in
+    for `path` (an existing folder is moved aside first and deleted only once the new one is in place), on error
+    delete it, so `path` is never half written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp creates 0700
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -387,7 +411,9 @@ def validate_judgments(
     return table
 
 
-def _find(root: Path, stem: str) -> Path:
+def find_file(root: str | os.PathLike, stem: str) -> Path:
+    """`root/stem.parquet`, else `root/stem.jsonl`; FormatError when neither exists."""
+    root = Path(root)
     for suffix in (".parquet", ".jsonl"):
         if (root / f"{stem}{suffix}").exists():
             return root / f"{stem}{suffix}"
@@ -406,10 +432,10 @@ def load_dataset(root: str | os.PathLike, *, lenient: bool = False, skips: Count
         raise FormatError(manifest_path, None, None, f"invalid JSON: {err}") from err
     if manifest.get("format_version") != FORMAT_VERSION:
         raise FormatError(manifest_path, None, "format_version", f"expected {FORMAT_VERSION}")
-    catalog = load_catalog(_find(root, "catalog"), lenient=lenient, skips=skips)
-    queries = load_queries(_find(root, "queries"), lenient=lenient, skips=skips)
+    catalog = load_catalog(find_file(root, "catalog"), lenient=lenient, skips=skips)
+    queries = load_queries(find_file(root, "queries"), lenient=lenient, skips=skips)
     judgments = load_judgments(
-        _find(root, "judgments"), item_ids=catalog.column("item_id"), lenient=lenient, skips=skips
+        find_file(root, "judgments"), item_ids=catalog.column("item_id"), lenient=lenient, skips=skips
     )
     return Dataset(root, manifest, catalog, queries, judgments)
 

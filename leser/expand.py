@@ -3,7 +3,7 @@
     python -m leser.expand --model runs/cpu/grpo/last --index artifacts/synth/index \
         --queries artifacts/synth/queries.parquet --top 1000 --out runs/cache/expansions.jsonl
 
-Each query gets the same prompt as in training (engine top items as context, `data_prep.prompts.build_messages`),
+Each query gets the same prompt as in training (engine top items as context, `leser.prompts.prompts_for`),
 one greedy generation (temperature 0 by default: a cache should not depend on a sampling seed), and the
 validation gate. One JSON object per line, most frequent query first:
 
@@ -22,17 +22,20 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+from tqdm import tqdm
 
 from data_prep.cli import ArgumentParser, int_at_least, run_cli
-from leser.gate import DEFAULT_RULES_PATH
+from data_prep.formats import atomic_write_path, load_queries
+from leser.gate import DEFAULT_RULES_PATH, Gate, Rules
+from leser.generation import SamplingConfig, load_generator
+from leser.prompts import MAX_CONTEXT_ITEMS, prompts_for
+from search_sim import open_engine
 
 logger = logging.getLogger("leser.expand")
 
 
 def head_queries(queries_path: str | Path, top: int) -> list[tuple[str, int]]:
     """The `top` most frequent queries of a canonical query log (ties: log order), as (query, frequency)."""
-    from data_prep.formats import load_queries
-
     table = load_queries(queries_path)
     rows = list(zip(table.column("query").to_pylist(), table.column("frequency").to_pylist(), strict=True))
     order = sorted(range(len(rows)), key=lambda i: (-rows[i][1], i))
@@ -49,20 +52,12 @@ def expand_queries(
     chunk_size: int,
 ) -> tuple[list[dict], Counter]:
     """Generate, gate and collect one cache row per query; returns the rows and the count of gate reasons."""
-    from tqdm import tqdm
-
-    from data_prep.prompts import build_messages
-
     rows: list[dict] = []
     reasons: Counter = Counter()
     with tqdm(total=len(queries), desc="expand", unit="query") as bar:
         for start in range(0, len(queries), chunk_size):
             chunk = queries[start : start + chunk_size]
-            tops = engine.search_many([q for q, _ in chunk], k=max_context_items)
-            conversations = [
-                build_messages(q, engine.items(top.item_ids), max_context_items=max_context_items)
-                for (q, _), top in zip(chunk, tops, strict=True)
-            ]
+            _, conversations = prompts_for(engine, [q for q, _ in chunk], max_context_items)
             result = generator.generate(conversations, sampling, progress=False)
             for (query, frequency), text in zip(chunk, result.texts, strict=True):
                 verdict = gate(text, query)
@@ -82,8 +77,6 @@ def expand_queries(
 
 
 def write_cache(rows: list[dict], out: str | Path) -> None:
-    from data_prep.formats import atomic_write_path
-
     with atomic_write_path(out) as tmp, open(tmp, "wb") as f:
         for row in rows:
             f.write(orjson.dumps(row) + b"\n")
@@ -107,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rules", default=DEFAULT_RULES_PATH, help="gate rules YAML")
     parser.add_argument(
-        "--max-context-items", type=int_at_least(1), default=10, help="engine items in each prompt"
+        "--max-context-items",
+        type=int_at_least(1),
+        default=MAX_CONTEXT_ITEMS,
+        help=f"engine items in each prompt (default {MAX_CONTEXT_ITEMS})",
     )
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (reproducible cache)")
     parser.add_argument("--max-new-tokens", type=int_at_least(1), default=256)
@@ -118,17 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from leser.gate import CachedVocabulary, Rules, check_completion
-    from leser.generation import SamplingConfig, load_generator
-    from search_sim import open_engine
-
     engine = open_engine(args.index)
-    rules = Rules.load(args.rules)
-    vocabulary = CachedVocabulary(engine.vocabulary_contains)
-
-    def gate(text: str, query: str):
-        return check_completion(text, query, rules, vocabulary, engine.analyzer)
-
+    gate = Gate.for_engine(engine, Rules.load(args.rules))
     queries = head_queries(args.queries, args.top)
     generator = load_generator(args.model, args.backend, batch_size=args.batch_size)
     sampling = SamplingConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens)

@@ -264,3 +264,22 @@ def check_completion(
                     return _fail("unsupported_term")
         expansions.append(expansion)
     return GateResult(True, "ok", expansions)
+
+
+class Gate:
+    """The gate bound to one rule set and one engine's vocabulary (cached) and analyzer: ``gate(text, query)`` ->
+    GateResult. The one place where check_completion meets an engine: the reward, the evaluation and the serving
+    cache all build theirs here."""
+
+    def __init__(self, rules: Rules, vocabulary_contains: Callable[[str], bool], analyzer: Analyzer):
+        self.rules = rules
+        self.vocabulary = CachedVocabulary(vocabulary_contains)
+        self.analyzer = analyzer
+
+    @classmethod
+    def for_engine(cls, engine, rules: Rules) -> Gate:
+        """The gate of `engine` (SearchEngine or SearchClient) under `rules`."""
+        return cls(rules, engine.vocabulary_contains, engine.analyzer)
+
+    def __call__(self, text: str, query: str) -> GateResult:
+        return check_completion(text, query, self.rules, self.vocabulary, self.analyzer)

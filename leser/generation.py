@@ -1,6 +1,6 @@
 """Generation backends for evaluation: batched transformers on CPU, vLLM when a GPU is present.
 
-Both take the same chat messages (from data_prep.prompts.build_messages, as stored in the split files) and apply
+Both take the same chat messages (from leser.prompts.build_messages, as stored in the split files) and apply
 the checkpoint's own chat template, so a completion depends on the model and the sampling seed, not the backend's
 prompt handling. torch, transformers and vllm are imported inside functions so that importing this module is free.
 """

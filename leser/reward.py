@@ -29,7 +29,7 @@ from functools import partial
 
 import numpy as np
 
-from leser.gate import CachedVocabulary, GateResult, check_completion
+from leser.gate import Gate, GateResult
 from leser.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -123,15 +123,15 @@ class LeserScorer:
         self.judge = judge
         self.settings = settings
         lookup = partial(self._call, "vocabulary lookup", engine.vocabulary_contains)
-        self.vocabulary = CachedVocabulary(lookup)
         # the client fetches the analyzer config from the service, so even this can meet a backend that is down
-        self.analyzer = self._call("analyzer", lambda: engine.analyzer)
+        self._gate = Gate(settings.rules, lookup, self._call("analyzer", lambda: engine.analyzer))
+        self.vocabulary, self.analyzer = self._gate.vocabulary, self._gate.analyzer
         self.stats = GateStats(settings.log_every_s)
         self._query_cache: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self._query_cache_size = query_cache_size
 
     def gate(self, completion: str, query: str) -> GateResult:
-        return check_completion(completion, query, self.settings.rules, self.vocabulary, self.analyzer)
+        return self._gate(completion, query)
 
     def _call(self, what: str, fn, *args, **kwargs):
         """Run a backend call, retrying connection failures with doubling waits, then raise RewardBackendError."""

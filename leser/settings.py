@@ -31,6 +31,8 @@ import yaml
 
 from data_prep.cli import yaml_problem
 from leser.gate import Rules
+from search_sim import open_engine
+from search_sim.relevance import RelevanceModel
 
 ENV_VAR = "LESER_CONFIG"
 
@@ -134,11 +136,7 @@ class ServiceJudge:
 
 def open_backend(settings: Settings):
     """Open (engine, judge) from settings: a local engine + relevance model, or the search service for both."""
-    from search_sim import open_engine
-
     engine = open_engine(settings.search)
     if settings.relevance == "service":
         return engine, ServiceJudge(engine)
-    from search_sim.relevance import RelevanceModel
-
     return engine, RelevanceModel.load(settings.relevance, settings.search)

@@ -31,11 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_prep.cli import ArgumentParser, int_at_least, run_cli  # noqa: E402
 from data_prep.formats import atomic_write_path, load_dataset  # noqa: E402
-from data_prep.prompts import format_completion  # noqa: E402
-from data_prep.synth import Oracle  # noqa: E402
-from data_prep.training import make_teacher  # noqa: E402
+from data_prep.oracle import Oracle  # noqa: E402
+from leser.distill.splits import PROFILES  # noqa: E402
+from leser.distill.teachers import rules_teacher  # noqa: E402
 from leser.evaluation.harness import EvalContext, OracleJudge, score_rankings  # noqa: E402
 from leser.evaluation.report import save_figure  # noqa: E402
+from leser.prompts import context_items, format_completion  # noqa: E402
 from leser.reward import LeserScorer  # noqa: E402
 from leser.settings import load_settings, open_backend  # noqa: E402
 
@@ -104,8 +105,8 @@ def read_completions(path: Path) -> list[dict]:
 
 def landscape(args, engine, scorer, oracle, ctx, queries: list[str]) -> dict:
     # the rules teacher exactly as it wrote the SFT data (engine analyzer, vocabulary, catalog values)
-    teacher = make_teacher("rules", args.out, None, args.context_items, engine, args.dataset_obj.catalog)
-    contexts = [engine.items(list(r.item_ids)) for r in engine.search_many(queries, k=args.context_items)]
+    teacher = rules_teacher(engine, args.dataset_obj.catalog)
+    contexts = context_items(engine, queries, args.context_items)
     answers = teacher.complete_many(queries, contexts)
     abstain = scorer.score_batch(queries, [format_completion("", [])] * len(queries))
     taught = scorer.score_batch(queries, [a or format_completion("", []) for a in answers])
@@ -357,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--context-items",
         type=int_at_least(1),
-        default=3,
-        help="items the teacher sees (the split's profile)",
+        default=PROFILES["learn"].max_context_items,
+        help="items the teacher sees (the split's profile; default: the learn profile's)",
     )
     p.add_argument(
         "--first-steps", type=int_at_least(1), default=10, help="policy: steps that stand for the start"

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_prep.cli import ArgumentParser, int_at_least, run_cli  # noqa: E402
 from data_prep.formats import atomic_write_path  # noqa: E402
+from leser.evaluation.cli import main as evaluation  # noqa: E402
 from leser.evaluation.report import save_figure  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,8 +61,6 @@ def probe_points(start: Path, grpo_dir: Path, every: int) -> dict[int, Path]:
 def evaluate_point(step: int, model: Path, args) -> dict:
     out = args.out / f"step_{step}"
     if not (out / "results.json").is_file():
-        from leser.evaluation.cli import main as evaluation
-
         evaluation(
             [
                 "--dataset", str(args.dataset), "--index", str(args.index),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from search_sim.analyzer import Analyzer, AnalyzerConfig
+from search_sim.client import SearchClient
 from search_sim.engine import SearchEngine, SearchResult
 from search_sim.index import IndexConfig, IndexCorruptError, build_index
 
@@ -32,7 +33,5 @@ def open_engine(spec: str | os.PathLike, **kwargs):
     ``python -m search_sim serve``. Both have the same search API, so callers switch by configuration."""
     spec_str = os.fspath(spec)
     if spec_str.startswith(("http://", "https://")):
-        from search_sim.client import SearchClient
-
         return SearchClient(spec_str, **kwargs)
     return SearchEngine.load(spec_str, **kwargs)

@@ -7,12 +7,14 @@ import logging
 import sys
 
 from data_prep.cli import ArgumentParser, int_at_least, run_cli
+from search_sim import open_engine
+from search_sim.analyzer import AnalyzerConfig
+from search_sim.index import IndexConfig, build_index, open_arrays
+from search_sim.relevance.cli import main as relevance_main
+from search_sim.service import serve
 
 
 def _build(args) -> int:
-    from search_sim.analyzer import AnalyzerConfig
-    from search_sim.index import IndexConfig, build_index
-
     weights = {
         "title": args.title_weight,
         "attributes": args.attributes_weight,
@@ -40,8 +42,6 @@ def _build(args) -> int:
 
 
 def _search(args) -> int:
-    from search_sim import open_engine
-
     engine = open_engine(args.index)
     queries = args.query
     if len(queries) > 1 and args.merged:
@@ -80,16 +80,12 @@ def _search(args) -> int:
 
 
 def _verify(args) -> int:
-    from search_sim.index import open_arrays
-
     manifest, _ = open_arrays(args.index, verify_checksums=True)
     print(f"{args.index}: OK ({len(manifest['files'])} files, checksums match; counts {manifest['counts']})")
     return 0
 
 
 def _serve(args) -> int:
-    from search_sim.service import serve
-
     serve(
         args.index,
         host=args.host,
@@ -104,8 +100,6 @@ def _serve(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "relevance":  # owned by search_sim/relevance.py (the relevance model's own CLI)
-        from search_sim.relevance import main as relevance_main
-
         return relevance_main(argv[1:])
     parser = ArgumentParser(prog="python -m search_sim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -30,8 +30,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from data_prep.cli import UserError
+from data_prep.formats import FormatError, atomic_write_dir, load_catalog, write_table
 from search_sim.analyzer import Analyzer, AnalyzerConfig
 from search_sim.bm25 import (
     DEFAULT_MINIMUM_SHOULD_MATCH,
@@ -238,7 +237,6 @@ def _sha256(path: Path) -> str:
 
 def load_catalog_table(catalog: str | os.PathLike) -> tuple[pa.Table, Path]:
     """The validated catalog table of a dataset directory (or of a catalog file) and the file it came from."""
-    from data_prep.formats import FormatError, load_catalog
 
     path = Path(catalog)
     if path.is_dir():
@@ -407,13 +405,7 @@ def _write_index_dir(
     counts: dict,
     avgdl: float,
 ) -> int:
-    from data_prep.formats import write_table
-
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_write_dir(out.resolve()) as tmp:
         files = {}
         for name, arr in arrays.items():
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
@@ -436,18 +428,7 @@ def _write_index_dir(
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        total = sum(f["bytes"] for f in files.values())
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old)
-        return total
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return sum(f["bytes"] for f in files.values())
 
 
 def read_manifest(index_dir: str | os.PathLike) -> dict:

@@ -31,6 +31,7 @@ import numpy as np
 import orjson
 
 from search_sim.engine import MERGE_POLICIES, SearchEngine, SearchResult
+from search_sim.relevance.model import RelevanceModel
 
 log = logging.getLogger(__name__)
 
@@ -318,8 +319,6 @@ def make_server(
     engine.warm_up()
     relevance = None
     if relevance_dir is not None:
-        from search_sim.relevance import RelevanceModel
-
         relevance = RelevanceModel.load(relevance_dir, index_dir)
     service = SearchService(engine, relevance)
     ThreadingHTTPServer.daemon_threads = True

@@ -44,7 +44,7 @@ SMALL_PROFILE_KW = {"sft_queries": 40, "grpo_queries": 60, "eval_queries": 30, "
 @pytest.fixture(scope="session")
 def small_splits(training_world, tmp_path_factory) -> Path:
     """`training` splits (rules teacher, a small profile) of ``training_world``: sft.jsonl, ..., stats.json."""
-    from data_prep.training import Profile, build_splits
+    from leser.distill.splits import Profile, build_splits
 
     out = tmp_path_factory.mktemp("small_splits")
     w = training_world

@@ -56,6 +56,7 @@ def write_bad_inputs(folder: Path) -> None:
 
 DATA_PREP = [sys.executable, "-m", "data_prep"]
 SEARCH_SIM = [sys.executable, "-m", "search_sim"]
+DISTILL = [sys.executable, "-m", "leser.distill"]
 EVALUATION = [sys.executable, "-m", "leser.evaluation", "--dataset", "{ds}", "--index", "{idx}"]
 EVALUATION += ["--relevance", "{rel}", "--out", "eval_out", "--limit", "2"]
 EXPAND = [sys.executable, "-m", "leser.expand", "--index", "{idx}", "--out", "cache.jsonl"]
@@ -81,8 +82,7 @@ CASES = [
     (
         "training_missing_index",
         [
-            *DATA_PREP,
-            "training",
+            *DISTILL,
             "--dataset",
             "{ds}",
             "--index",
@@ -96,7 +96,7 @@ CASES = [
     ),
     (
         "training_bad_config_yaml",
-        [*DATA_PREP, "training", "--dataset", "{ds}", "--index", "{idx}", "--relevance", "{rel}"]
+        [*DISTILL, "--dataset", "{ds}", "--index", "{idx}", "--relevance", "{rel}"]
         + ["--config", "bad.yaml", "--out", "o"],
         "bad.yaml: invalid YAML at line 2",
     ),

@@ -135,8 +135,10 @@ def test_rrf_fusion_by_hand(engine):
     assert result.scores == pytest.approx(sorted(fused.values(), reverse=True)[:4])
     assert {fused[i] for i in result.item_ids} == set(sorted(fused.values(), reverse=True)[:4])
     assert result.recall_size == engine.recall_size(queries)
-    # an item ranked by two queries beats items ranked first by one: m2 is in both mouse lists
-    assert "m2" in result.item_ids[:2] or "m1" in result.item_ids[:2]
+    # no item is in two of these lists, so the first-ranked items of the three queries (m6, m2, h5) tie at 1/61,
+    # keep the queries' order (the original query first) and all beat the second-ranked m1 (1/62)
+    assert [fused[i] for i in ("m6", "m2", "h5", "m1")] == [1 / 61, 1 / 61, 1 / 61, 1 / 62]
+    assert result.item_ids == ["m6", "m2", "h5", "m1"]
 
 
 def test_rrf_ties_prefer_the_original_query(engine):

@@ -11,7 +11,8 @@ import pytest
 from data_prep.formats import FormatError
 from search_sim.relevance import RelevanceModel, SchemaMismatchError
 from search_sim.relevance.cross_encoder import CrossEncoderConfig, blend_scores
-from search_sim.relevance.training import ndcg_at_k, paired_bootstrap_ci, split_by_query, train
+from search_sim.relevance.report import mean_ndcg, paired_bootstrap_ci
+from search_sim.relevance.training import split_by_query, train
 
 
 @pytest.mark.parametrize(
@@ -41,13 +42,24 @@ def test_split_needs_three_queries():
     ("grades", "scores", "expected"),
     [
         ([3, 2, 0], [0.9, 0.5, 0.1], 1.0),  # ideal order
-        ([0, 0, 0], [0.9, 0.5, 0.1], float("nan")),  # nothing relevant: undefined
+        ([0, 0, 0], [0.9, 0.5, 0.1], float("nan")),  # nothing relevant: no ordering is better, left out
         ([0, 4], [0.9, 0.1], (15 / np.log2(3)) / 15),  # the only relevant item ranked second
     ],
 )
-def test_ndcg_at_k(grades, scores, expected):
-    got = ndcg_at_k(np.asarray(grades), np.asarray(scores), np.arange(len(grades)))
+def test_mean_ndcg_orders_the_judged_pool_by_score(grades, scores, expected):
+    per_query = {}
+    items = [f"item{i}" for i in range(len(grades))]
+    got = mean_ndcg(["q"] * len(grades), items, np.asarray(grades), np.asarray(scores), per_query)
     assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected)
+    assert (np.isnan(per_query["q"]) and np.isnan(expected)) or per_query["q"] == pytest.approx(expected)
+
+
+def test_mean_ndcg_leaves_out_queries_with_nothing_relevant():
+    queries = ["a", "a", "b", "b"]
+    grades = np.asarray([0, 4, 0, 0])
+    got = mean_ndcg(queries, ["i1", "i2", "i3", "i4"], grades, np.asarray([0.9, 0.1, 0.9, 0.1]))
+    # query a alone: b (all grades 0) is left out, not counted as 0
+    assert got == pytest.approx((15 / np.log2(3)) / 15)
 
 
 @pytest.mark.parametrize(

@@ -213,7 +213,7 @@ def test_gate_never_raises_on_structured_answers(items, think, query):
 
 
 def test_prompt_builder_format_passes_the_gate():
-    from data_prep.prompts import format_completion
+    from leser.prompts import format_completion
 
     text = format_completion(
         "the shopper wants a wrist-friendly mouse", ["wireless vertical mouse", "café mouse"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.prompts import build_messages
+from leser.prompts import build_messages
 from leser.reward import LeserScorer
 from leser.settings import load_settings, open_backend
 from tests.fixtures_reward import REPO_ROOT, write_settings

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from data_prep.prompts import (
+from leser.gate import Rules, check_completion
+from leser.prompts import (
     INSTRUCTION,
     PromptTooLongError,
     build_messages,
@@ -12,7 +13,6 @@ from data_prep.prompts import (
     format_completion,
     format_item,
 )
-from leser.gate import Rules, check_completion
 
 
 def _item(i: int, n_attributes: int = 3) -> dict:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from data_prep.training import (
+from leser.distill.splits import (
     PROFILES,
     REJECTION_STAGES,
     Profile,

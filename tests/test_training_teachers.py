@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from data_prep.teachers import FEW_SHOT, OpenAIError, OpenAITeacher, RulesTeacher
+from leser.distill.teachers import FEW_SHOT, OpenAIError, OpenAITeacher, RulesTeacher
 from leser.gate import Rules, check_completion
 
 

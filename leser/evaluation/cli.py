@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 from data_prep.cli import ArgumentParser
+from data_prep.formats import load_dataset
+from data_prep.oracle import Oracle
 from leser.evaluation.harness import (
     EvalContext,
     HeadNounOffTarget,
@@ -30,8 +32,12 @@ from leser.evaluation.systems import (
     NoExpansion,
     few_shot_from_rules,
 )
-from leser.gate import DEFAULT_RULES_PATH
-from leser.generation import release_memory
+from leser.evaluation.teacher_system import OpenAISystem, RulesSystem
+from leser.gate import DEFAULT_RULES_PATH, Gate, Rules
+from leser.generation import SamplingConfig, load_generator, release_memory
+from leser.prompts import prompt_for
+from search_sim import open_engine
+from search_sim.relevance import RelevanceModel
 
 logger = logging.getLogger("leser.evaluation")
 
@@ -75,24 +81,15 @@ class Resources:
     """Everything systems are built from, loaded once."""
 
     def __init__(self, args, engine, dataset, queries: list[EvalQuery]):
-        from leser.gate import CachedVocabulary, Rules, check_completion
-
         self.args, self.engine, self.dataset, self.queries = args, engine, dataset, queries
-        rules = Rules.load(args.rules)
-        vocabulary = CachedVocabulary(engine.vocabulary_contains)
-        self.gate = lambda text, query: check_completion(text, query, rules, vocabulary, engine.analyzer)
+        self.gate = Gate.for_engine(engine, Rules.load(args.rules))
 
     def prompt_for(self, q: EvalQuery) -> list[dict]:
         if q.messages is not None:
             return q.messages
-        from data_prep.prompts import build_messages
-
-        top = self.engine.search(q.query, k=10)
-        return build_messages(q.query, self.engine.items(top.item_ids))
+        return prompt_for(self.engine, q.query)
 
     def sampling(self):
-        from leser.generation import SamplingConfig
-
         a = self.args
         return SamplingConfig(temperature=a.temperature, max_new_tokens=a.max_new_tokens, seed=a.seed)
 
@@ -106,28 +103,20 @@ def build_system(spec: str, res: Resources):
     if kind == "ebqe":
         return EBQE(res.dataset.queries.column("query").to_pylist(), res.engine.analyzer)
     if kind == "rules":
-        from leser.evaluation.teacher_system import RulesSystem
-
         return RulesSystem(res.engine, res.gate, res.dataset.catalog)
     if kind in ("fewshot", "sft", "sftllm", "leser"):
         if not arg:
             raise ValueError(
                 f"system {spec!r}: give a model folder, e.g. {kind}:models/smollm2-135m-instruct"
             )
-        from leser.generation import load_generator
-
         generator = load_generator(arg, res.args.backend, res.args.batch_size)
         few_shot = None
         if kind == "fewshot":
-            from leser.evaluation.teacher_system import RulesSystem
-
             teacher = RulesSystem(res.engine, res.gate, res.dataset.catalog).teacher
             log = res.dataset.queries.column("query").to_pylist()
             few_shot = few_shot_from_rules(res.engine, teacher, log, {q.query for q in res.queries})
         return ModelSystem(spec, arg, generator, res.sampling(), res.gate, res.prompt_for, few_shot)
     if kind == "openai":
-        from leser.evaluation.teacher_system import OpenAISystem
-
         return OpenAISystem(res.engine, res.gate, res.args.out, res.args.temperature)
     raise ValueError(f"unknown system {spec!r}; {SYSTEMS_HELP}")
 
@@ -205,17 +194,11 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from data_prep.formats import load_dataset
-    from search_sim import open_engine
-    from search_sim.relevance import RelevanceModel
-
     started = time.perf_counter()
     dataset = load_dataset(args.dataset)
     engine = open_engine(args.index)
     relevance = RelevanceModel.load(args.relevance, args.index)
     if (args.dataset / "truth").is_dir():
-        from data_prep.synth import Oracle
-
         judge = OracleJudge(Oracle.load(args.dataset), dataset.catalog.column("item_id").to_pylist())
         off_target = TrueCategoryOffTarget(judge.oracle)
     else:

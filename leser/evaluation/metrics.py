@@ -14,6 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+# the project's one NDCG (0.0 when nothing is relevant), shared with the relevance judge's report
+from search_sim.relevance.report import dcg, ndcg_at_k  # noqa: F401  (dcg: part of the metrics API)
+
 # Two AvgRel values that differ by less than this are the same ranking scored twice (float noise), not a gain.
 RELEVANCE_TOLERANCE = 1e-6
 
@@ -66,32 +69,6 @@ def percent_positive(values: Sequence[float] | np.ndarray, tolerance: float = 0.
     """
     array = np.asarray(values, dtype=np.float64)
     return float(100.0 * np.mean(array > tolerance)) if array.size else 0.0
-
-
-def dcg(grades: Sequence[int] | np.ndarray, k: int) -> float:
-    """DCG@k = sum_{i=1..k} (2^g_i - 1) / log2(i + 1) (exponential gain, Jarvelin & Kekalainen 2002).
-
-    Range: >= 0. Example: dcg([3, 0, 1], 3) == 7 + 0 + 1 / 2 == 7.5.
-    """
-    top = np.asarray(grades, dtype=np.float64)[:k]
-    discounts = np.log2(np.arange(2, top.size + 2))
-    return float(np.sum((np.power(2.0, top) - 1.0) / discounts))
-
-
-def ndcg_at_k(
-    ranked_grades: Sequence[int] | np.ndarray, ideal_grades: Sequence[int] | np.ndarray, k: int = 10
-) -> float:
-    """NDCG@k = DCG@k(ranking) / DCG@k(ideal), the ideal being the k best grades known for the query.
-
-    Args:
-        ranked_grades: true grades (0-4) of the ranking, best-ranked first; unjudged items count as 0.
-        ideal_grades: every known grade for the query (any order); sorted descending here.
-
-    Range: [0, 1]; 0.0 when the query has no item with grade > 0 (nothing to find).
-    Example: ndcg_at_k([0, 3], [3, 0], k=2) == (7 / log2(3)) / 7 == 0.631.
-    """
-    ideal = dcg(np.sort(np.asarray(ideal_grades, dtype=np.float64))[::-1], k)
-    return dcg(ranked_grades, k) / ideal if ideal > 0 else 0.0
 
 
 def condensed_ndcg_at_k(

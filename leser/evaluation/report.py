@@ -11,7 +11,7 @@ import numpy as np
 
 from data_prep.formats import atomic_write_path
 from leser.evaluation.harness import RUN_METRICS, QueryEval, SystemReport
-from search_sim.relevance.training import paired_bootstrap_ci
+from search_sim.relevance.report import paired_bootstrap_ci
 
 LABELS = {
     "none": "No expansion",

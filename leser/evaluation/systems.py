@@ -17,6 +17,9 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from leser.generation import resolve_checkpoint
+from leser.prompts import prompts_for
+
 logger = logging.getLogger(__name__)
 
 
@@ -207,8 +210,6 @@ class ModelSystem:
     stochastic = True
 
     def __init__(self, name: str, model_dir: str, generator, sampling, gate, prompt_for, few_shot=None):
-        from leser.generation import resolve_checkpoint
-
         self.name, self.generator, self.sampling, self.gate = name, generator, sampling, gate
         self.prompt_for, self.few_shot = prompt_for, few_shot or []
         resolved = resolve_checkpoint(model_dir)
@@ -247,17 +248,15 @@ def few_shot_from_rules(
     """`n` in-context examples (user prompt from the shared builder + the rules teacher's completion) for queries
     of the log outside the evaluation set: the first abstention (empty list) and the first `n - 1` expansions.
     Each example shows only `n_items` context items, so the few-shot prompt stays short on CPU."""
-    from data_prep.prompts import build_messages
-
     abstain, expand = [], []
     for query in candidates:
         if query in exclude:
             continue
-        items = engine.items(list(engine.search(query, k=n_items).item_ids))
+        (items,), (messages,) = prompts_for(engine, [query], k=n_items)
         if not items:
             continue
         output = teacher.teach(query, items)
-        user = build_messages(query, items)[-1]
+        user = messages[-1]
         (expand if output.expansions else abstain).append(
             [user, {"role": "assistant", "content": output.completion}]
         )

@@ -5,15 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from leser.distill.teachers import OpenAITeacher, rules_teacher
 from leser.evaluation.systems import EvalQuery, Expansion, SystemOutput
-
-CONTEXT_ITEMS = 10  # the paper's context set: the top (at most) 10 items of q
-
-
-def context_items(engine, queries: list[EvalQuery]) -> list[list[dict]]:
-    """The engine's top items of each query in catalog schema: what the prompt shows the model."""
-    results = engine.search_many([q.query for q in queries], k=CONTEXT_ITEMS)
-    return [engine.items(list(r.item_ids)) for r in results]
+from leser.prompts import context_items
 
 
 def gated(gate, queries: list[EvalQuery], completions: list[str | None]) -> list[Expansion]:
@@ -30,28 +24,20 @@ def gated(gate, queries: list[EvalQuery], completions: list[str | None]) -> list
 
 
 class RulesSystem:
-    """data_prep.teachers.RulesTeacher, configured as for SFT data (engine analyzer, vocabulary, catalog values),
-    writing full completions that go through the same gate as model outputs. Deterministic."""
+    """leser.distill.teachers.RulesTeacher, configured as for SFT data (`rules_teacher`: engine analyzer,
+    vocabulary, catalog values), writing full completions that go through the same gate as model outputs.
+    Deterministic."""
 
     name, backbone, stochastic = "rules", "attribute rules (no model)", False
 
     def __init__(self, engine, gate, catalog=None):
-        from data_prep.teachers import RulesTeacher, catalog_value_index
-
-        analyze = engine.analyzer.analyze
-        rows = catalog.select(["brand", "attributes"]).to_pylist() if catalog is not None else []
         self.engine, self.gate = engine, gate
-        self.teacher = RulesTeacher(
-            analyzer=analyze,
-            catalog_values=catalog_value_index(rows, analyze),
-            vocabulary_contains=engine.vocabulary_contains,
-            recall_sizes=lambda queries: [r.recall_size for r in engine.search_many(queries, k=1)],
-        )
+        self.teacher = rules_teacher(engine, catalog)
 
     def expand(self, queries: list[EvalQuery], run: int) -> SystemOutput:
         start = time.perf_counter()
         completions = self.teacher.complete_many(
-            [q.query for q in queries], context_items(self.engine, queries)
+            [q.query for q in queries], context_items(self.engine, [q.query for q in queries])
         )
         return SystemOutput(gated(self.gate, queries, completions), time.perf_counter() - start)
 
@@ -63,8 +49,6 @@ class OpenAISystem:
     name, stochastic = "openai", True
 
     def __init__(self, engine, gate, out: Path, temperature: float):
-        from data_prep.teachers import OpenAITeacher
-
         self.engine, self.gate = engine, gate
         self.teachers = {}
         self.make = lambda run: OpenAITeacher.from_env(
@@ -75,5 +59,6 @@ class OpenAISystem:
     def expand(self, queries: list[EvalQuery], run: int) -> SystemOutput:
         start = time.perf_counter()
         teacher = self.make(run)  # one cache per run: five runs are five samples, not one cached answer
-        completions = teacher.complete_many([q.query for q in queries], context_items(self.engine, queries))
+        texts = [q.query for q in queries]
+        completions = teacher.complete_many(texts, context_items(self.engine, texts))
         return SystemOutput(gated(self.gate, queries, completions), time.perf_counter() - start)

@@ -8,12 +8,14 @@ import logging
 import sys
 
 from data_prep.cli import ArgumentParser, int_at_least
+from search_sim.relevance.cross_encoder import CrossEncoderConfig
+from search_sim.relevance.model import RelevanceModel
+from search_sim.relevance.report import report_markdown
+from search_sim.relevance.selection import DEFAULT_SELECT_FOLDS, select
+from search_sim.relevance.training import TrainConfig, train
 
 
 def _fill(parser: argparse.ArgumentParser) -> None:
-    from search_sim.relevance.cross_encoder import CrossEncoderConfig
-    from search_sim.relevance.training import TrainConfig
-
     sub = parser.add_subparsers(dest="relevance_command", required=True)
     train = sub.add_parser(
         "train",
@@ -79,9 +81,6 @@ def _fill(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from search_sim.relevance.cross_encoder import CrossEncoderConfig
-    from search_sim.relevance.training import TrainConfig, report_markdown, train
-
     cross_encoder = (
         CrossEncoderConfig(epochs=args.cross_encoder_epochs, weight=args.cross_encoder_weight, seed=args.seed)
         if args.cross_encoder or args.select
@@ -96,8 +95,6 @@ def _train(args: argparse.Namespace) -> None:
         min_data_in_leaf=args.min_data_in_leaf,
     )
     if args.select:
-        from search_sim.relevance.selection import DEFAULT_SELECT_FOLDS, select
-
         if args.embeddings or args.cross_encoder or args.init_model:
             raise ValueError(
                 "--select chooses between trees, --embeddings and --cross-encoder itself and trains from "
@@ -131,8 +128,6 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _score(args: argparse.Namespace) -> None:
-    from search_sim.relevance import RelevanceModel
-
     model = RelevanceModel.load(args.model, args.index)
     scores = model.score(args.query, args.item_ids)
     print(json.dumps(dict(zip(args.item_ids, [round(float(s), 6) for s in scores], strict=True)), indent=2))

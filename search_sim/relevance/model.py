@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from search_sim.analyzer import Analyzer, AnalyzerConfig
+from search_sim.index import read_manifest
 from search_sim.relevance.cross_encoder import CROSS_ENCODER_DIR, CrossEncoder, blend_scores, minilm_folder
 from search_sim.relevance.features import (
     FEATURE_SCHEMA_VERSION,
@@ -41,8 +43,6 @@ class SchemaMismatchError(ValueError):
 
 
 def index_manifest(index_dir: str | Path) -> dict:
-    from search_sim.index import read_manifest
-
     return read_manifest(index_dir)
 
 
@@ -124,8 +124,6 @@ class RelevanceModel:
     @classmethod
     def load(cls, model_dir: str | Path, index_dir: str | Path, num_threads: int = 1) -> RelevanceModel:
         import lightgbm as lgb
-
-        from search_sim.analyzer import Analyzer, AnalyzerConfig
 
         model_dir, index_dir = Path(model_dir), Path(index_dir)
         schema_path = model_dir / SCHEMA_FILE

@@ -28,12 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.formats import atomic_write_dir, load_judgments
+from search_sim.engine import SearchEngine
 from search_sim.relevance.cross_encoder import CrossEncoderConfig
+from search_sim.relevance.model import RelevanceModel
+from search_sim.relevance.report import report_markdown
 from search_sim.relevance.training import (
     TrainConfig,
-    _write_dir_atomically,
     query_folds,
-    report_markdown,
     train,
 )
 
@@ -126,8 +128,6 @@ def grpo_batch_cost(
     expansions bring up different items (random catalog items fill in when the engine recalls fewer). One batch
     warms up (loads the encoders) and is not counted; the timed ones use other queries, since the model caches
     parsed queries and a GRPO batch brings new ones; the median is reported."""
-    from search_sim import SearchEngine
-    from search_sim.relevance.model import RelevanceModel
 
     model = RelevanceModel.load(model_dir, index_dir)
     engine = SearchEngine.load(index_dir, verify_checksums=False)
@@ -238,7 +238,6 @@ class SelectResult:
 
 
 def _judged_queries(judgments_path: Path) -> list[str]:
-    from data_prep.formats import load_judgments
 
     return load_judgments(judgments_path).column("query").to_pylist()
 
@@ -307,11 +306,9 @@ def select(
         (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (model_dir / "report.md").write_text(report)
 
-        def move_in(tmp: Path) -> None:
+        with atomic_write_dir(out) as tmp:
             for path in model_dir.iterdir():
                 os.replace(path, tmp / path.name)
-
-        _write_dir_atomically(out, move_in)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("judge selection: wrote %s (%s)", out, metrics["selection"]["chosen"] or "no rung wins")

@@ -8,17 +8,18 @@ target, averaged with the trees (cross_encoder.py): beyond the paper, for catalo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from data_prep.formats import atomic_write_dir, find_file, load_catalog, load_judgments
+from data_prep.oracle import Oracle
+from search_sim.analyzer import Analyzer, AnalyzerConfig
 from search_sim.relevance.cross_encoder import (
     BASE_MODEL_NAME,
     CROSS_ENCODER_DIR,
@@ -40,13 +41,11 @@ from search_sim.relevance.model import (
     index_manifest,
     item_texts,
 )
+from search_sim.relevance.report import MAX_GRADE, evaluate, mean_ndcg, report_markdown, rmse
 
 log = logging.getLogger(__name__)
 
-MAX_GRADE = 4
-NDCG_K = 10
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train / valid (early stopping) / test (the report)
-BOOTSTRAP_RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
@@ -106,45 +105,6 @@ def split_by_query(queries: list[str], seed: int, fractions=SPLIT_FRACTIONS) -> 
     return split
 
 
-def ndcg_at_k(grades: np.ndarray, scores: np.ndarray, tiebreak: np.ndarray, k: int = NDCG_K) -> float:
-    """NDCG@k with gain 2^grade - 1 and discount 1 / log2(rank + 1); ties in ``scores`` broken by ``tiebreak``.
-
-    Range [0, 1]; a query whose grades are all 0 has no ideal ordering and returns nan (left out of means).
-    """
-    order = np.lexsort((tiebreak, -scores))[:k]
-    gains = np.exp2(grades.astype(np.float64)) - 1.0
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.sort(gains)[::-1][:k]
-    ideal_dcg = float((ideal * discounts[: len(ideal)]).sum())
-    if ideal_dcg == 0.0:
-        return float("nan")
-    return float((gains[order] * discounts[: len(order)]).sum()) / ideal_dcg
-
-
-def item_tiebreak(item_ids: list[str]) -> np.ndarray:
-    """A fixed pseudo-random order of items, unrelated to their grades (the judgments' file order may not be)."""
-    from search_sim.relevance.features import hash40
-
-    return np.asarray([hash40(i) for i in item_ids], dtype=np.int64)
-
-
-def engine_scores(
-    engine, queries: list[str], item_ids: list[list[str]], minimum_should_match
-) -> list[np.ndarray]:
-    """The engine's BM25 score of each judged item (its ranking of the judged pool); -inf when not recalled.
-
-    With ``minimum_should_match=1`` every item sharing a term with the query gets its BM25 score (pure BM25
-    order); with None the engine's default recall rule applies, as a shopper would see it.
-    """
-    out = []
-    for query, ids in zip(queries, item_ids, strict=True):
-        docs, scores = engine.match(query, minimum_should_match)
-        score_of = dict(zip(docs.tolist(), scores.tolist(), strict=True))
-        rows = engine.item_indices(list(ids)).tolist()
-        out.append(np.asarray([score_of.get(r, -np.inf) for r in rows], dtype=np.float64))
-    return out
-
-
 @dataclass
 class Judged:
     queries: list[str]  # per pair
@@ -154,8 +114,6 @@ class Judged:
 
 
 def load_judged(path: Path, known_items: set[str]) -> Judged:
-    from data_prep.formats import load_judgments
-
     table = load_judgments(path)  # FormatError naming the line for a grade outside 0..4
     queries = table.column("query").to_pylist()
     item_ids = table.column("item_id").to_pylist()
@@ -177,11 +135,7 @@ def load_judged(path: Path, known_items: set[str]) -> Judged:
 
 def _load_catalog_columns(index_dir: Path, catalog_dir: Path, manifest: dict) -> dict[str, list]:
     """The index's copy of the catalog, after checking that the index was built from the dataset's catalog."""
-    import hashlib
-
-    from data_prep.formats import _find, load_catalog
-
-    dataset_catalog = _find(catalog_dir, "catalog")
+    dataset_catalog = find_file(catalog_dir, "catalog")
     digest = hashlib.sha256(dataset_catalog.read_bytes()).hexdigest()
     if digest != manifest["catalog"]["sha256"]:
         raise SchemaMismatchError(
@@ -189,7 +143,7 @@ def _load_catalog_columns(index_dir: Path, catalog_dir: Path, manifest: dict) ->
             f"{manifest['catalog']['sha256'][:12]}...): rebuild it with python -m search_sim build --catalog "
             f"{catalog_dir} --out {index_dir}"
         )
-    index_catalog = load_catalog(_find(index_dir, "catalog"))
+    index_catalog = load_catalog(find_file(index_dir, "catalog"))
     return {name: index_catalog.column(name).to_pylist() for name in index_catalog.column_names}
 
 
@@ -197,28 +151,7 @@ def _oracle(catalog_dir: Path):
     manifest = json.loads((catalog_dir / "manifest.json").read_text())
     if manifest.get("source") != "synthetic":
         return None
-    from data_prep.synth import Oracle
-
     return Oracle.load(catalog_dir)
-
-
-def _write_dir_atomically(out: Path, fill) -> None:
-    """Build the model directory in a temp sibling, then swap it in (never a half-written model)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is shared like any output
-    try:
-        fill(tmp)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "model")
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 @dataclass
@@ -246,8 +179,6 @@ def train(
     With ``cross_encoder`` a cross-encoder is fine-tuned on the train and valid queries (it has no early stopping,
     so the test queries stay unseen) and blended with the trees; under CV one more is fine-tuned per fold."""
     import lightgbm as lgb
-
-    from search_sim.analyzer import Analyzer, AnalyzerConfig
 
     t_start = time.perf_counter()
     catalog_dir, judgments_path, index_dir, out = (
@@ -389,7 +320,7 @@ def train(
         _oracle(catalog_dir),
     )
     if scorer.cross_encoder is not None:
-        metrics["test"]["ndcg@10_trees_only"] = _mean_ndcg(
+        metrics["test"]["ndcg@10_trees_only"] = mean_ndcg(
             test_queries, test_items, judged.grades[test_mask], test_trees
         )
     if init_booster is not None:
@@ -399,8 +330,8 @@ def train(
         pred = before.blend(
             before.predict(X[test_mask]), distinct, pair_query[test_mask], pair_row[test_mask]
         )
-        metrics["test"]["init_model_rmse_grade"] = _rmse(pred * MAX_GRADE, judged.grades[test_mask])
-        metrics["test"]["init_model_ndcg@10"] = _mean_ndcg(
+        metrics["test"]["init_model_rmse_grade"] = rmse(pred * MAX_GRADE, judged.grades[test_mask])
+        metrics["test"]["init_model_ndcg@10"] = mean_ndcg(
             test_queries,
             test_items,
             judged.grades[test_mask],
@@ -410,7 +341,7 @@ def train(
         oof = cross_validated_predictions(X, y, judged.queries, cv_folds, config, names, init_booster)
         trees_only = None
         if cross_encoder is not None:
-            trees_only = _mean_ndcg(judged.queries, judged.item_ids, judged.grades, oof)
+            trees_only = mean_ndcg(judged.queries, judged.item_ids, judged.grades, oof)
             oof_cross = cross_validated_cross_encoder(
                 judged.queries,
                 pair_row,
@@ -429,7 +360,7 @@ def train(
         }
         if trees_only is not None:
             metrics["cv"]["ndcg@10_trees_only"] = trees_only
-            metrics["cv"]["ndcg@10_cross_encoder_only"] = _mean_ndcg(
+            metrics["cv"]["ndcg@10_cross_encoder_only"] = mean_ndcg(
                 judged.queries, judged.item_ids, judged.grades, oof_cross
             )
     importance = booster.feature_importance(importance_type="gain")
@@ -439,7 +370,7 @@ def train(
     }
     metrics["seconds"]["total"] = time.perf_counter() - t_start
 
-    def fill(tmp: Path) -> None:
+    with atomic_write_dir(out) as tmp:
         booster.save_model(str(tmp / MODEL_FILE))
         (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2) + "\n")
         catalog.save(tmp / CATALOG_FEATURES_FILE)
@@ -449,8 +380,6 @@ def train(
             scorer.cross_encoder.save(tmp / CROSS_ENCODER_DIR)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (tmp / "report.md").write_text(report_markdown(metrics))
-
-    _write_dir_atomically(out, fill)
     log.info("wrote relevance model %s", out)
     return TrainResult(str(out), metrics)
 
@@ -537,222 +466,3 @@ def _item_embeddings(catalog_columns, checksum: str, candidates: list, progress:
         convert_to_numpy=True,
         show_progress_bar=progress,
     ).astype(np.float32)
-
-
-def _rmse(pred_grade: np.ndarray, grades: np.ndarray) -> float:
-    return (
-        float(np.sqrt(np.mean((pred_grade - grades.astype(np.float64)) ** 2)))
-        if len(grades)
-        else float("nan")
-    )
-
-
-def _groups(queries: list[str]) -> dict[str, np.ndarray]:
-    groups: dict[str, list[int]] = {}
-    for i, q in enumerate(queries):
-        groups.setdefault(q, []).append(i)
-    return {q: np.asarray(ix) for q, ix in groups.items()}
-
-
-def _mean_ndcg(queries, item_ids, grades, scores, per_query: dict | None = None) -> float:
-    tiebreak = item_tiebreak(item_ids)
-    values = []
-    for q, ix in _groups(queries).items():
-        v = ndcg_at_k(grades[ix], np.asarray(scores)[ix], tiebreak[ix])
-        if per_query is not None:
-            per_query[q] = v
-        values.append(v)
-    return _finite_mean(values)
-
-
-def _finite_mean(values) -> float:
-    """Mean over the finite values (queries with an NDCG); nan, without a warning, when there are none."""
-    values = np.asarray(values, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if len(finite) else float("nan")
-
-
-def paired_bootstrap_ci(
-    diffs: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of mean(diffs), resampling queries with replacement (paired: one difference
-    model - BM25 per query). The model is *clearly* better than BM25 when the lower bound is above 0.
-    Returns (nan, nan) for no differences."""
-    diffs = np.asarray(diffs, dtype=np.float64)
-    if len(diffs) == 0:
-        return float("nan"), float("nan")
-    picks = np.random.default_rng(seed).integers(0, len(diffs), size=(resamples, len(diffs)))
-    means = diffs[picks].mean(axis=1)
-    tail = (1.0 - level) / 2.0 * 100.0
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100.0 - tail))
-
-
-def _ci_sentence(result: dict) -> str:
-    low, high = result["ndcg@10_model_minus_bm25_ci95"]
-    if low > 0:
-        verdict = "clearly better than BM25 (the interval excludes 0)"
-    elif high < 0:
-        verdict = "clearly worse than BM25"
-    else:
-        verdict = "not clearly different from BM25 (the interval holds 0)"
-    return (
-        f"Model - BM25: {result['ndcg@10_model_minus_bm25']:+.4f} NDCG@10, 95% paired bootstrap interval over "
-        f"queries [{low:+.4f}, {high:+.4f}]: {verdict}."
-    )
-
-
-def evaluate(pred: np.ndarray, queries, item_ids, grades, index_dir: Path, oracle=None) -> dict:
-    """NDCG@10 of BM25 (the engine's order), the model's predictions ``pred`` (grade / 4) and (synthetic) the
-    oracle on held-out queries; RMSE against the grades."""
-    groups = _groups(queries)
-    distinct = list(groups)
-    from search_sim import SearchEngine
-
-    engine = SearchEngine.load(index_dir)
-    pools = [[item_ids[i] for i in groups[q]] for q in distinct]
-    bm25 = np.zeros(len(queries))
-    engine_default = np.zeros(len(queries))
-    for q, s in zip(distinct, engine_scores(engine, distinct, pools, 1), strict=True):
-        bm25[groups[q]] = s
-    for q, s in zip(distinct, engine_scores(engine, distinct, pools, None), strict=True):
-        engine_default[groups[q]] = s
-    model_per_query: dict = {}
-    bm25_per_query: dict = {}
-    result = {
-        "queries": len(distinct),
-        "pairs": len(queries),
-        "ndcg@10_bm25": _mean_ndcg(queries, item_ids, grades, bm25, bm25_per_query),
-        "ndcg@10_engine_default_msm": _mean_ndcg(queries, item_ids, grades, engine_default),
-        "ndcg@10_model": _mean_ndcg(queries, item_ids, grades, pred, model_per_query),
-        "rmse_grade": _rmse(pred * MAX_GRADE, grades),
-        "rmse_unit": _rmse(pred * MAX_GRADE, grades) / MAX_GRADE,
-        "rmse_grade_constant_mean": _rmse(np.full(len(grades), grades.mean()), grades),
-        "model_beats_bm25_queries": int(
-            sum(model_per_query[q] > bm25_per_query[q] for q in distinct if np.isfinite(model_per_query[q]))
-        ),
-        "bm25_beats_model_queries": int(
-            sum(model_per_query[q] < bm25_per_query[q] for q in distinct if np.isfinite(model_per_query[q]))
-        ),
-    }
-    diffs = np.asarray([model_per_query[q] - bm25_per_query[q] for q in distinct])
-    diffs = diffs[np.isfinite(diffs)]
-    result["ndcg@10_model_minus_bm25"] = float(diffs.mean()) if len(diffs) else float("nan")
-    result["ndcg@10_model_minus_bm25_ci95"] = list(paired_bootstrap_ci(diffs))
-    if oracle is not None:
-        # judgments may hold queries outside the generator's log (added by hand): the oracle cannot grade those,
-        # so its NDCG and the per-level table cover the known ones, and the report says how many
-        known = [q for q in distinct if q in oracle.query_to_intent]
-        result["oracle_unknown_queries"] = len(distinct) - len(known)
-        if result["oracle_unknown_queries"]:
-            log.warning(
-                "oracle: %d of %d evaluated queries are not in its query log",
-                len(distinct) - len(known),
-                len(distinct),
-            )
-        oracle_grades = np.full(len(queries), np.nan)
-        for q in known:
-            oracle_grades[groups[q]] = oracle.grade(q, [item_ids[i] for i in groups[q]])
-        keep = ~np.isnan(oracle_grades)
-        kept_queries = [q for q, k in zip(queries, keep, strict=True) if k]
-        kept_items = [i for i, k in zip(item_ids, keep, strict=True) if k]
-        result["ndcg@10_oracle"] = _mean_ndcg(kept_queries, kept_items, grades[keep], oracle_grades[keep])
-        by_level: dict[str, dict] = {}
-        for q in known:
-            level = oracle.query_level(q)
-            by_level.setdefault(level, {"queries": 0, "model": [], "bm25": []})
-            by_level[level]["queries"] += 1
-            by_level[level]["model"].append(model_per_query[q])
-            by_level[level]["bm25"].append(bm25_per_query[q])
-        result["ndcg@10_by_query_level"] = {
-            level: {
-                "queries": v["queries"],
-                "bm25": _finite_mean(v["bm25"]),
-                "model": _finite_mean(v["model"]),
-            }
-            for level, v in sorted(by_level.items())
-        }
-    return result
-
-
-def report_markdown(metrics: dict) -> str:
-    t = metrics["test"]
-    lines = [
-        "# Relevance model: quality on held-out queries",
-        "",
-        f"Judgments `{metrics['judgments']}`, index `{metrics['index']}`; split by query (seed {metrics['seed']}): "
-        f"train {metrics['queries']['train']} / valid {metrics['queries']['valid']} (early stopping) / "
-        f"test {metrics['queries']['test']} queries ({t['pairs']} judged pairs). "
-        f"{metrics['trees']} trees"
-        + (
-            f" ({metrics['trees_from_init_model']} from {metrics['init_model']})"
-            if metrics["init_model"]
-            else ""
-        )
-        + f"; embeddings: {'yes' if metrics['embeddings'] else 'no'}; "
-        + (
-            f"cross-encoder: fine-tuned on {metrics['cross_encoder']['pairs']} pairs "
-            f"({metrics['cross_encoder']['seconds']:.0f} s), blended with the trees; "
-            if metrics.get("cross_encoder")
-            else ""
-        )
-        + f"{metrics['unknown_item_judgments_skipped']} judgments with unknown item ids skipped.",
-        "",
-        "| order of the judged pool | NDCG@10 |",
-        "|---|---|",
-        f"| BM25 (the engine's BM25 scores, every item sharing a term) | {t['ndcg@10_bm25']:.4f} |",
-        f"| engine (default minimum_should_match; items it does not recall last) | {t['ndcg@10_engine_default_msm']:.4f} |",
-        f"| relevance model | {t['ndcg@10_model']:.4f} |",
-    ]
-    if "ndcg@10_trees_only" in t:
-        lines.append(f"| relevance model, trees only (no cross-encoder) | {t['ndcg@10_trees_only']:.4f} |")
-    if "ndcg@10_oracle" in t:
-        lines.append(f"| oracle (synthetic truth) | {t['ndcg@10_oracle']:.4f} |")
-    if "init_model_ndcg@10" in t:
-        lines.append(f"| init model before the update | {t['init_model_ndcg@10']:.4f} |")
-    lines += [
-        "",
-        f"RMSE against grades (0-4 scale): model {t['rmse_grade']:.4f}, constant mean {t['rmse_grade_constant_mean']:.4f}. "
-        f"Per query the model beats BM25 on {t['model_beats_bm25_queries']} and loses on {t['bm25_beats_model_queries']}.",
-        "",
-        _ci_sentence(t),
-    ]
-    if "ndcg@10_by_query_level" in t:
-        lines += ["", "| query level | queries | BM25 | model |", "|---|---|---|---|"]
-        for level, v in t["ndcg@10_by_query_level"].items():
-            lines.append(f"| {level} | {v['queries']} | {v['bm25']:.4f} | {v['model']:.4f} |")
-    if "cv" in metrics:
-        cv = metrics["cv"]
-        lines += [
-            "",
-            f"{cv['folds']}-fold cross-validation by query over all {cv['queries']} judged queries ({cv['pairs']} pairs; "
-            "every query held out once):",
-            "",
-            "| order of the judged pool | NDCG@10 |",
-            "|---|---|",
-            f"| BM25 | {cv['ndcg@10_bm25']:.4f} |",
-            f"| engine (default minimum_should_match) | {cv['ndcg@10_engine_default_msm']:.4f} |",
-            f"| relevance model | {cv['ndcg@10_model']:.4f} |",
-        ]
-        if "ndcg@10_trees_only" in cv:
-            lines.append(
-                f"| trees only / cross-encoder only | {cv['ndcg@10_trees_only']:.4f} / "
-                f"{cv['ndcg@10_cross_encoder_only']:.4f} |"
-            )
-        if "ndcg@10_oracle" in cv:
-            lines.append(f"| oracle | {cv['ndcg@10_oracle']:.4f} |")
-        lines += [
-            "",
-            f"RMSE (0-4): model {cv['rmse_grade']:.4f}, constant mean {cv['rmse_grade_constant_mean']:.4f}; the model "
-            f"beats BM25 on {cv['model_beats_bm25_queries']} queries and loses on {cv['bm25_beats_model_queries']}.",
-            "",
-            _ci_sentence(cv),
-        ]
-    top = list(metrics["feature_gain_share"].items())[:8]
-    lines += ["", "Top features by gain: " + ", ".join(f"{n} {s:.2f}" for n, s in top), ""]
-    return "\n".join(lines)
-
-
-def metrics_summary(metrics: dict) -> str:
-    return json.dumps(
-        {k: v for k, v in metrics["test"].items() if k.startswith(("ndcg", "rmse", "init"))}, indent=2
-    )

@@ -32,7 +32,8 @@ from typing import NamedTuple
 from tqdm import tqdm
 
 from data_prep.cli import UserError
-from data_prep.prompts import build_messages, format_completion
+from leser.prompts import MAX_CONTEXT_ITEMS, build_messages, format_completion
+from search_sim.analyzer import Analyzer as SearchAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ class TeacherOutput(NamedTuple):
 
 
 def _default_analyzer() -> Analyzer:
-    from search_sim.analyzer import Analyzer as SearchAnalyzer
-
     return SearchAnalyzer().analyze
 
 
@@ -324,6 +323,20 @@ def catalog_value_index(
     return {tokens: frozenset(names) for tokens, names in index.items()}
 
 
+def rules_teacher(engine, catalog=None) -> RulesTeacher:
+    """The rules teacher bound to an engine, as the SFT data and the evaluation's `rules` system both use it: the
+    engine's analyzer and vocabulary, query relaxation through its recall sizes, and (given the catalog table) the
+    catalog's attribute values."""
+    analyze = engine.analyzer.analyze
+    catalog_rows = catalog.select(["brand", "attributes"]).to_pylist() if catalog is not None else []
+    return RulesTeacher(
+        analyzer=analyze,
+        catalog_values=catalog_value_index(catalog_rows, analyze),
+        vocabulary_contains=engine.vocabulary_contains,
+        recall_sizes=lambda queries: [r.recall_size for r in engine.search_many(queries, k=1)],
+    )
+
+
 # Few-shot examples for LLM teachers: one broad query (expand) and one specific query (empty list).
 FEW_SHOT = [
     (
@@ -420,7 +433,7 @@ class OpenAITeacher:
         temperature: float = 0.3,
         max_tokens: int = 512,
         tokenizer=None,
-        max_context_items: int = 10,
+        max_context_items: int = MAX_CONTEXT_ITEMS,
     ):
         self.base_url = base_url.rstrip("/")
         self.model = model

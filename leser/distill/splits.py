@@ -1,10 +1,11 @@
 """Training splits: SFT warm-up, rejection-sampled SFT-LLM, GRPO and evaluation queries (ms-swift JSONL).
 
-`python -m data_prep training --dataset DIR --index INDEX --relevance MODEL --profile cpu --out DIR/splits`
+`python -m leser.distill --dataset DIR --index INDEX --relevance MODEL --profile cpu --out DIR/splits`
 
 1. Queries are split disjointly: evaluation first (on synthetic data a share of whole intents is held out and only
    ever appears in eval), then SFT candidates, then GRPO queries.
-2. Each query's prompt carries the engine's top items (`data_prep.prompts.build_messages`).
+2. Each query's prompt carries the engine's top items (`leser.prompts.prompts_for`; the profile's
+   `max_context_items` is the one setting of how many).
 3. The teacher answers every SFT candidate; the answers go through rejection sampling in the paper's stages for its
    SFT-LLM baseline (semantic relevance, then retrieval increment): (a) the validation gate passes, (b) the
    relevance of the merged top k is not lower than the query's own, Rel(Y) >= Rel(q), (c) the expansions recall
@@ -34,8 +35,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from data_prep.cli import ArgumentParser
 from data_prep.formats import atomic_write_path, load_dataset, write_json
-from data_prep.prompts import build_messages, format_completion
+from leser.distill.teachers import OpenAITeacher, RulesTeacher, rules_teacher
+from leser.prompts import MAX_CONTEXT_ITEMS, format_completion, prompts_for
+from leser.reward import LeserScorer
+from leser.settings import Settings, load_settings, open_backend
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +98,11 @@ PROFILES = {
     ),
     # The paper: 10,000 SFT examples, 100,000 GRPO queries, 10,000 evaluation queries, 10 context items.
     "paper": Profile(
-        "paper", sft_queries=10_000, grpo_queries=100_000, eval_queries=10_000, max_context_items=10
+        "paper",
+        sft_queries=10_000,
+        grpo_queries=100_000,
+        eval_queries=10_000,
+        max_context_items=MAX_CONTEXT_ITEMS,
     ),
 }
 
@@ -206,22 +215,11 @@ def _inputs_fingerprint(teacher_name, settings, index_dir, relevance_dir, profil
 
 
 def make_teacher(name: str, work_dir: Path, tokenizer, max_context_items: int, engine=None, catalog=None):
+    """The SFT teacher `name`: the rules teacher bound to `engine` (`rules_teacher`; unbound without one), or the
+    OpenAI-compatible endpoint of the environment, caching its answers in `work_dir`."""
     if name == "rules":
-        from data_prep.teachers import RulesTeacher, catalog_value_index
-
-        if engine is None:
-            return RulesTeacher()
-        analyze = engine.analyzer.analyze
-        catalog_rows = catalog.select(["brand", "attributes"]).to_pylist() if catalog is not None else []
-        return RulesTeacher(
-            analyzer=analyze,
-            catalog_values=catalog_value_index(catalog_rows, analyze),
-            vocabulary_contains=engine.vocabulary_contains,
-            recall_sizes=lambda queries: [r.recall_size for r in engine.search_many(queries, k=1)],
-        )
+        return RulesTeacher() if engine is None else rules_teacher(engine, catalog)
     if name == "openai":
-        from data_prep.teachers import OpenAITeacher
-
         return OpenAITeacher.from_env(
             work_dir / "openai_cache.jsonl", tokenizer=tokenizer, max_context_items=max_context_items
         )
@@ -245,9 +243,6 @@ def build_splits(
     `config_path`: a LESER_CONFIG YAML whose reward settings and gate rules are used (its `search` and `relevance`
     are replaced by `index_dir` and `relevance_dir`); None: the defaults of leser.settings.Settings.
     """
-    from leser.reward import LeserScorer
-    from leser.settings import Settings, load_settings, open_backend
-
     out_dir = Path(out_dir)
     work_dir = out_dir / ".work"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -277,20 +272,17 @@ def build_splits(
         )
     intent_of = dict(zip(queries, intent_ids, strict=True))
 
-    def prompts_for(split_queries_: list[str], desc: str) -> tuple[list[list[dict]], list[list[dict]]]:
+    def split_prompts(split_queries_: list[str], desc: str) -> tuple[list[list[dict]], list[list[dict]]]:
         contexts, messages = [], []
         for start in tqdm(range(0, len(split_queries_), batch_size), desc=f"context {desc}", unit="batch"):
             chunk = split_queries_[start : start + batch_size]
-            for q, result in zip(chunk, engine.search_many(chunk, k=profile.max_context_items), strict=True):
-                items = engine.items(list(result.item_ids)) if len(result.item_ids) else []
-                contexts.append(items)
-                messages.append(
-                    build_messages(q, items, tokenizer, max_context_items=profile.max_context_items)
-                )
+            chunk_contexts, chunk_messages = prompts_for(engine, chunk, profile.max_context_items, tokenizer)
+            contexts += chunk_contexts
+            messages += chunk_messages
         return contexts, messages
 
     # SFT candidates: teacher, then gate + reward, appended to the work file batch by batch (resumable).
-    sft_contexts, sft_messages = prompts_for(splits["sft"], "sft")
+    sft_contexts, sft_messages = split_prompts(splits["sft"], "sft")
     fingerprint = _inputs_fingerprint(
         teacher_name, settings, index_dir, relevance_dir, profile, tokenizer_dir
     )
@@ -362,11 +354,11 @@ def build_splits(
     # sft_llm.jsonl needs no cap: stage 4 already rejects every abstention
     sft_rows, sft_dropped = cap_abstentions(sft_rows, sft_empty, profile.max_abstention_share)
 
-    _, grpo_messages = prompts_for(splits["grpo"], "grpo")
+    _, grpo_messages = split_prompts(splits["grpo"], "grpo")
     grpo_rows = [{"messages": m, "query": q} for q, m in zip(splits["grpo"], grpo_messages, strict=True)]
 
     def eval_rows_of(split: str) -> list[dict]:
-        _, messages = prompts_for(splits[split], split)
+        _, messages = split_prompts(splits[split], split)
         return [
             {
                 "messages": m,
@@ -422,11 +414,10 @@ def build_splits(
     return stats
 
 
-def add_cli(subparsers) -> None:
-    """Register `python -m data_prep training ...`."""
-    p = subparsers.add_parser(
-        "training",
-        help="write the SFT, SFT-LLM, GRPO and eval splits (ms-swift JSONL)",
+def build_parser() -> ArgumentParser:
+    """`python -m leser.distill ...`."""
+    p = ArgumentParser(
+        prog="python -m leser.distill",
         description="Build the training splits: engine context for every query, the teacher's answers for the SFT "
         "queries, rejection sampling in the paper's stages (gate; Rel(Y) >= Rel(q); Ret(Y) > Ret(q)), and "
         "sft.jsonl, sft_llm.jsonl, grpo.jsonl, eval.jsonl + stats.json in --out.",
@@ -457,10 +448,13 @@ def add_cli(subparsers) -> None:
         help="tokenizer folder for the 2048-token prompt budget (default: chars/3)",
     )
     p.add_argument("--seed", type=int, default=13)
-    p.set_defaults(func=_run_cli)
+    return p
 
 
-def _run_cli(args) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Write the splits; bad input raises (run_cli turns it into one line and exit 2)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
     stats = build_splits(
         args.dataset,
         args.index,
@@ -487,3 +481,4 @@ def _run_cli(args) -> None:
             indent=2,
         )
     )
+    return 0

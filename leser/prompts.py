@@ -1,4 +1,9 @@
-"""The one prompt builder: SFT, GRPO, evaluation and serving all call `build_messages`.
+"""The one prompt builder: SFT, GRPO, evaluation and serving all call `build_messages`, and every prompt made from
+the engine goes through `prompt_for` / `prompts_for` (the engine's top k items of the query as context).
+
+How many items the model sees is one setting: `MAX_CONTEXT_ITEMS` (10, the paper's context set), or a training
+profile's `max_context_items` (`leser.distill.splits.PROFILES`: cpu 5, learn 3, paper 10), which is recorded in the
+splits' stats.json; evaluation and serving read prompts from a split, or build them with the default.
 
 A prompt is a system message (think, then answer) and a user message holding the instruction, the query and up to
 `max_context_items` items the engine returned for the query (title plus attribute name/value pairs). When the
@@ -25,7 +30,7 @@ INSTRUCTION = """Expand the shopper's query using the search results below.
 5. Stay faithful to the original query: keep its words and do not add values that are not in the results.
 6. Answer with JSON only: <answer>{"expansion": ["...", "..."]}</answer>"""
 
-MAX_CONTEXT_ITEMS = 10
+MAX_CONTEXT_ITEMS = 10  # the paper's context set: the top (at most) 10 items of q
 # Used when no tokenizer is given: about 3 characters per token over English product text with attribute names,
 # which overestimates the token count of BPE tokenizers such as Llama's and SmolLM2's (about 4), so we stay under.
 CHARS_PER_TOKEN_ESTIMATE = 3.0
@@ -104,3 +109,26 @@ def format_completion(reasoning: str, expansions: Sequence[str]) -> str:
             raise ValueError(f"format_completion: the reasoning contains the tag {tag}")
     answer = json.dumps({"expansion": list(expansions)}, ensure_ascii=False)
     return f"<think>{reasoning.strip()}</think>\n<answer>{answer}</answer>"
+
+
+def context_items(engine, queries: Sequence[str], k: int = MAX_CONTEXT_ITEMS) -> list[list[dict]]:
+    """The engine's top `k` items of each query in catalog schema (rank order): what the prompt shows the model."""
+    results = engine.search_many(list(queries), k=k)
+    return [engine.items(list(r.item_ids)) if len(r.item_ids) else [] for r in results]
+
+
+def prompts_for(
+    engine, queries: Sequence[str], k: int = MAX_CONTEXT_ITEMS, tokenizer=None
+) -> tuple[list[list[dict]], list[list[dict]]]:
+    """(context items, messages) of each query: `build_messages` over the engine's top `k` items."""
+    contexts = context_items(engine, queries, k)
+    messages = [
+        build_messages(q, items, tokenizer, max_context_items=k)
+        for q, items in zip(queries, contexts, strict=True)
+    ]
+    return contexts, messages
+
+
+def prompt_for(engine, query: str, k: int = MAX_CONTEXT_ITEMS, tokenizer=None) -> list[dict]:
+    """System + user messages of one query with the engine's top `k` items as context."""
+    return prompts_for(engine, [query], k, tokenizer)[1][0]
