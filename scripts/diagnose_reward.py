@@ -18,6 +18,7 @@ groups per step window).
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import re
@@ -84,9 +85,10 @@ def _prompt_text(prompt) -> str:
 
 def read_completions(path: Path) -> list[dict]:
     """Rows {step, query, completion, leser_reward, leser_format, leser_num_expansions} from ms-swift's
-    completions.jsonl (one columnar table per logging step, or one row per line)."""
+    completions.jsonl (one columnar table per logging step, or one row per line; gzip-compressed when *.gz)."""
     rows = []
-    with path.open(encoding="utf-8") as f:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             try:
                 entry = json.loads(line)

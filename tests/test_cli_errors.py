@@ -195,6 +195,22 @@ CASES = [
         [sys.executable, str(SCRIPTS / "diagnose_reward.py"), "--split", "bad.jsonl", "--out", "d"],
         "bad.jsonl:1",
     ),
+    (
+        "whatif_missing_completions",
+        [sys.executable, str(SCRIPTS / "reward_whatif.py"), "--completions", "nothere", "--out", "w"],
+        "nothere: no such completions file",
+    ),
+    (
+        "whatif_bad_completions",
+        [sys.executable, str(SCRIPTS / "reward_whatif.py"), "--completions", "bad.jsonl", "--out", "w"],
+        "bad.jsonl:1",
+    ),
+    (
+        "whatif_bad_variant",
+        [sys.executable, str(SCRIPTS / "reward_whatif.py"), "--completions", "bad.jsonl", "--out", "w",
+         "--variant", "small:lambda=0.1"],
+        "'lambda' is not one of",
+    ),
 ]  # fmt: skip
 
 

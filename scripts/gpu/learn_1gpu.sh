@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The learning experiment on one GPU (`make experiment-1gpu`): the `learn` data (splits_learn), SFT warm-up and GRPO
 # with the recipes/SmolLM2-135M-Instruct/*/learn-1gpu.yaml recipes, GRPO bounded by a wall-clock budget, then the
-# probe curve and the 150 queries x 3 runs evaluation of none, rules, SFT and LESER with paired bootstrap intervals.
+# probe curve, the 150 queries x 3 runs evaluation of none, rules, SFT and LESER with paired bootstrap intervals, the
+# reward diagnosis and the run's samples re-scored under other reward settings (scripts/reward_whatif.py).
 #
 # Work that needs no GPU runs beside the GPU work: the model-free systems are evaluated while SFT trains, the SFT
 # model while GRPO trains, the probe curve while the final checkpoint is evaluated. Each stage is skipped when its
@@ -97,11 +98,16 @@ echo "== [1gpu] reward diagnosis (background) -> $RUN/diagnosis"
 cpu_job timed diagnosis "$RUN/diagnosis.log" "$PY" scripts/diagnose_reward.py --split "$SPLITS/grpo.jsonl" \
   --grpo "$RUN/grpo" --out "$RUN/diagnosis" &
 diagnosis_job=$!
+echo "== [1gpu] the run's samples under other reward settings (background) -> $RUN/whatif"
+completions=$(ls -t "$RUN"/grpo/v*/completions.jsonl | head -n 1)
+cpu_job timed whatif "$RUN/whatif.log" "$PY" scripts/reward_whatif.py --completions "$completions" \
+  --out "$RUN/whatif" &
+whatif_job=$!
 echo "== [1gpu] LESER model on the eval split -> $EVAL_OUT/leser"
 timed eval_leser "$RUN/eval_leser.log" "${EVAL[@]}" --systems "leser:$RUN/grpo/last" --out "$EVAL_OUT/leser"
 
 failed=0
-for job in $base_job $sft_job $probe_job $diagnosis_job; do wait "$job" || failed=1; done
+for job in $base_job $sft_job $probe_job $diagnosis_job $whatif_job; do wait "$job" || failed=1; done
 (( failed == 0 )) || { echo "error: a background stage failed (see $RUN/*.log)" >&2; exit 1; }
 
 echo "== [1gpu] results table with paired intervals -> $EVAL_OUT"
