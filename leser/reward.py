@@ -9,6 +9,11 @@ Y = {q, y1, ..., yM}, the original query plus the expansions that passed the gat
 Rel(Y) is the mean relevance, judged against the ORIGINAL query q, of the top k items of the engine's merged
 ranking of all queries of Y; Ret(Y) is the number of unique items recalled by the queries of Y.
 
+Option (ours, off by default: ``size_measure: relevance`` in LESER_CONFIG): Ret is replaced by
+``Ret_rel(Y) = sum of clip(judge(q, i), 0, 1) over the union of the recall sets``, the expected number of relevant
+items recalled, so recall that the judge finds irrelevant buys ~no reward (docs/experiment/gpu: with the paper's
+count, Eq. 1 paid 60% of the specific-query expansions without true gain more than abstaining).
+
 Guard (our choice; the paper's Eq. 2 has none): with ``Rel(q) = 0`` (q finds nothing, or nothing relevant) or
 ``Ret(q) = 0`` the paper's ratios reach 1e4 and one lucky sample dominates the group's advantages. We floor the
 denominators (rel_floor 0.05, ret_floor 1) and cap the size ratio (10, which also keeps an over-broad expansion
@@ -73,6 +78,12 @@ def size_ratio(ret_y: int, ret_q: int, eps: float, ret_floor: int, cap: float) -
     return min(ret_y / (max(ret_q, ret_floor) + eps), cap)
 
 
+def relevant_recall(scores: Sequence[float]) -> float:
+    """Ret_rel: the judge's scores of every recalled item, clipped to [0, 1] and summed: the expected number of
+    relevant items recalled (ours; the option ``size_measure: relevance``). Range [0, number of recalled items]."""
+    return float(np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0).sum())
+
+
 def combined_reward(rel_ratio: float, size_ratio: float, lambda_size: float) -> float:
     """r(Y) = r_rel(Y) + lambda * r_size(Y) for a valid Y (Eq. 1; lambda = 0.1 in the paper). Range [0, inf)."""
     return rel_ratio + lambda_size * size_ratio
@@ -128,6 +139,7 @@ class LeserScorer:
         self.vocabulary, self.analyzer = self._gate.vocabulary, self._gate.analyzer
         self.stats = GateStats(settings.log_every_s)
         self._query_cache: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._relevant_recall_cache: OrderedDict[str, float] = OrderedDict()
         self._query_cache_size = query_cache_size
 
     def gate(self, completion: str, query: str) -> GateResult:
@@ -179,6 +191,33 @@ class LeserScorer:
                 self._query_cache.popitem(last=False)
         return {q: self._query_cache[q] for q in queries}
 
+    def relevant_recall_many(self, query_sets: Sequence[Sequence[str]]) -> list[float]:
+        """Ret_rel of each query set (``size_measure: relevance``): the judge's scores, against the set's first query,
+        of every item in the union of the set's recall sets, summed (:func:`relevant_recall`)."""
+        if not query_sets:
+            return []
+        unions = [
+            np.unique(
+                np.concatenate([self._call("search", self.engine.match, q)[0] for q in dict.fromkeys(qs)])
+            )
+            for qs in query_sets
+        ]
+        scores = self._call(
+            "relevance scoring",
+            self.judge.score_many,
+            [qs[0] for qs in query_sets],
+            [self.engine.item_ids_at(u) for u in unions],
+        )
+        return [relevant_recall(x) for x in scores]
+
+    def _query_relevant_recall(self, queries: Sequence[str]) -> dict[str, float]:
+        missing = [q for q in dict.fromkeys(queries) if q not in self._relevant_recall_cache]
+        for q, value in zip(missing, self.relevant_recall_many([[q] for q in missing]), strict=True):
+            self._relevant_recall_cache[q] = value
+        while len(self._relevant_recall_cache) > self._query_cache_size:
+            self._relevant_recall_cache.popitem(last=False)
+        return {q: self._relevant_recall_cache[q] for q in queries}
+
     def score_batch(self, queries: Sequence[str], completions: Sequence[str]) -> list[RewardBreakdown]:
         """One RewardBreakdown per completion; completion i answers queries[i]."""
         if len(queries) != len(completions):
@@ -210,6 +249,12 @@ class LeserScorer:
         )
         rels = self._relevance([q for q, _ in sets], [list(m.item_ids[: s.k]) for m in merged])
         set_stats = {key: (rel, int(m.recall_size)) for key, m, rel in zip(sets, merged, rels, strict=True)}
+        by_relevance = s.size_measure == "relevance"
+        if by_relevance:  # the size term on the expected number of relevant items instead of all items
+            size_of_q = self._query_relevant_recall(queries)
+            size_of_set = dict(
+                zip(sets, self.relevant_recall_many([[q, *exps] for q, exps in sets]), strict=True)
+            )
 
         out = []
         for q, g in zip(queries, gates, strict=True):
@@ -219,7 +264,12 @@ class LeserScorer:
                 continue
             rel_y, ret_y = set_stats[(q, tuple(g.expansions))] if g.expansions else (rel_q, ret_q)
             r_rel = relevance_ratio(rel_y, rel_q, s.eps, s.rel_floor)
-            r_size = size_ratio(ret_y, ret_q, s.eps, s.ret_floor, s.size_ratio_cap)
+            if by_relevance:
+                size_q = size_of_q[q]
+                size_y = size_of_set[(q, tuple(g.expansions))] if g.expansions else size_q
+                r_size = size_ratio(size_y, size_q, s.eps, s.ret_floor, s.size_ratio_cap)
+            else:
+                r_size = size_ratio(ret_y, ret_q, s.eps, s.ret_floor, s.size_ratio_cap)
             reward = combined_reward(r_rel, r_size, s.lambda_size)
             out.append(
                 RewardBreakdown(

@@ -35,6 +35,7 @@ from search_sim import open_engine
 from search_sim.relevance import RelevanceModel
 
 ENV_VAR = "LESER_CONFIG"
+SIZE_MEASURES = ("count", "relevance")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class Settings:
     rel_floor: float = 0.05
     ret_floor: int = 1
     size_ratio_cap: float = 10.0
+    # what Ret counts: "count" (the paper: unique recalled items) or "relevance" (ours, off by default: the sum of
+    # the judge's scores over the recalled items, so items the judge finds irrelevant add ~nothing; see PAPER.md)
+    size_measure: str = "count"
     retries: int = 3
     retry_wait_s: float = 1.0
     log_every_s: float = 60.0
@@ -121,10 +125,15 @@ def _validate(settings: Settings, path: Path) -> None:
         "retries": settings.retries >= 0,
         "retry_wait_s": settings.retry_wait_s >= 0,
         "log_every_s": settings.log_every_s >= 0,
+        "size_measure": settings.size_measure in SIZE_MEASURES,
     }
     for key, ok in checks.items():
         if not ok:
             raise ValueError(f"{path}: '{key}' out of range: {getattr(settings, key)!r}")
+    if settings.size_measure == "relevance" and settings.uses_service:
+        raise ValueError(
+            f"{path}: size_measure 'relevance' needs the recall sets of a local index, not a service URL"
+        )
 
 
 class ServiceJudge:

@@ -42,21 +42,28 @@ from data_prep.oracle import Oracle  # noqa: E402
 from leser.evaluation.harness import EvalContext, OracleJudge, score_rankings  # noqa: E402
 from leser.prompts import format_completion  # noqa: E402
 from leser.reward import LeserScorer  # noqa: E402
-from leser.settings import load_settings, open_backend  # noqa: E402
+from leser.settings import SIZE_MEASURES, load_settings, open_backend  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-NUMERIC_KEYS = {
+SETTING_KEYS = {
     "lambda_size": float,
     "size_ratio_cap": float,
     "rel_floor": float,
     "ret_floor": int,
     "eps": float,
+    "size_measure": str,
 }
-DEFAULT_VARIANTS = ("lambda0.05:lambda_size=0.05", "lambda0:lambda_size=0", "cap2:size_ratio_cap=2")
+DEFAULT_VARIANTS = (
+    "lambda0.05:lambda_size=0.05",
+    "lambda0.02:lambda_size=0.02",
+    "lambda0:lambda_size=0",
+    "cap2:size_ratio_cap=2",
+    "relevant-recall:size_measure=relevance",
+)
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    """`NAME:key=value[,key=value]` -> (NAME, {key: value}); keys are the reward's numeric Settings fields."""
+    """`NAME:key=value[,key=value]` -> (NAME, {key: value}); keys are the reward's Settings fields above."""
     name, sep, body = text.partition(":")
     if not sep or not name or not body:
         raise ValueError(f"--variant {text!r}: expected NAME:key=value[,key=value]")
@@ -64,10 +71,12 @@ def parse_variant(text: str) -> tuple[str, dict]:
     for part in body.split(","):
         key, sep, value = part.partition("=")
         key = key.strip()
-        if not sep or key not in NUMERIC_KEYS:
-            raise ValueError(f"--variant {text!r}: {key!r} is not one of {sorted(NUMERIC_KEYS)}")
+        if not sep or key not in SETTING_KEYS:
+            raise ValueError(f"--variant {text!r}: {key!r} is not one of {sorted(SETTING_KEYS)}")
+        if key == "size_measure" and value not in SIZE_MEASURES:
+            raise ValueError(f"--variant {text!r}: size_measure must be one of {list(SIZE_MEASURES)}")
         try:
-            overrides[key] = NUMERIC_KEYS[key](value)
+            overrides[key] = SETTING_KEYS[key](value)
         except ValueError:
             raise ValueError(f"--variant {text!r}: {key}={value!r} is not a number") from None
     return name, overrides
@@ -164,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         help="NAME:key=value[,key=value] over the reward settings (lambda_size, size_ratio_cap, rel_floor, "
-        f"ret_floor, eps); repeatable; default: {' '.join(DEFAULT_VARIANTS)}",
+        f"ret_floor, eps, size_measure); repeatable; default: {' '.join(DEFAULT_VARIANTS)}",
     )
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)

@@ -84,12 +84,22 @@ def test_paper_line_reference_holds_the_cited_name(paper_line, path, line, name)
     )
 
 
+COMBINED_REWARD_LINE = next(
+    n
+    for n, line in enumerate((REPO_ROOT / "leser/reward.py").read_text().splitlines(), 1)
+    if line.startswith("def combined_reward(")
+)
+
+
 @pytest.mark.parametrize(
     ("text", "ok"),
     [
-        ("| Eq. 1 | `combined_reward` (`leser/reward.py:76`) | |", True),
-        ("| Eq. 1 | `combined_reward` (`leser/reward.py:77`) | |", False),  # moved by one line
-        ("| Eq. 1 | `relevance_ratio` (`leser/reward.py:76`) | |", False),  # another function's line
+        (f"| Eq. 1 | `combined_reward` (`leser/reward.py:{COMBINED_REWARD_LINE}`) | |", True),
+        (f"| Eq. 1 | `combined_reward` (`leser/reward.py:{COMBINED_REWARD_LINE + 1}`) | |", False),  # moved
+        (
+            f"| Eq. 1 | `relevance_ratio` (`leser/reward.py:{COMBINED_REWARD_LINE}`) | |",
+            False,
+        ),  # another's line
     ],
 )
 def test_a_stale_reference_fails(text, ok):

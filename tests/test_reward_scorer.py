@@ -188,3 +188,63 @@ def test_reward_is_finite_and_in_range(scorer, query, expansions, noise):
     assert math.isfinite(b.reward)
     assert 0.0 <= b.reward <= 1 / (REL_FLOOR + EPS) + LAM * CAP
     assert b.valid or b.reward == 0.0
+
+
+@pytest.fixture(scope="module")
+def relevance_scorer(reward_tiny_backend, tmp_path_factory):
+    b = reward_tiny_backend
+    path = write_settings(
+        tmp_path_factory.mktemp("cfg") / "s.yaml",
+        str(b / "index"),
+        str(b / "relevance"),
+        size_measure="relevance",
+    )
+    settings_ = load_settings(path)
+    return LeserScorer(*open_backend(settings_), settings_)
+
+
+def judged_sum(scorer, query: str, item_ids: list[str]) -> float:
+    return float(np.clip(scorer.judge.score_many([query], [item_ids])[0], 0, 1).sum())
+
+
+def test_relevance_size_measure_sums_judge_scores_over_the_recall_union(relevance_scorer):
+    # the recall sets of test_reward_with_expansions: q -> {m1, m3, m6}; Y -> {m1, m2, m3, m6}
+    s = relevance_scorer
+    rel_q = mean_judged(s, "ergonomic mouse", ["m1", "m3", "m6"])
+    rel_y = mean_judged(s, "ergonomic mouse", ["m1", "m2", "m3", "m6"])
+    size_q = judged_sum(s, "ergonomic mouse", ["m1", "m3", "m6"])
+    size_y = judged_sum(s, "ergonomic mouse", ["m1", "m2", "m3", "m6"])
+    expected = rel_y / (rel_q + EPS) + LAM * min(size_y / (max(size_q, 1) + EPS), CAP)
+    [b] = s.score_batch(["ergonomic mouse"], [completion("vertical mouse", "trackball")])
+    assert (b.valid, b.ret_q, b.ret_y) == (True, 3, 4)  # the counts are still reported
+    assert b.size_ratio == pytest.approx(min(size_y / (max(size_q, 1) + EPS), CAP), rel=1e-6)
+    assert b.reward == pytest.approx(expected, rel=1e-6)
+
+
+def test_relevance_size_measure_pays_little_for_off_target_recall(scorer, relevance_scorer):
+    # "melatonin" + wireless / black / charger recalls 12 items that are not sleep aids: the count caps the size
+    # ratio at 10, the judge's sum pays a fraction of that
+    text = completion("wireless", "black", "charger")
+    [by_count] = scorer.score_batch(["melatonin"], [text])
+    [by_relevance] = relevance_scorer.score_batch(["melatonin"], [text])
+    assert by_count.size_ratio == pytest.approx(CAP)
+    expected = min(judged_sum(relevance_scorer, "melatonin", ["s1", "m1", "m2", "m3", "h1", "h3", "h5", "p4",
+                                                              "m4", "m6", "p1", "p2", "p3"])  # fmt: skip
+                   / (max(judged_sum(relevance_scorer, "melatonin", ["s1"]), 1) + EPS), CAP)  # fmt: skip
+    assert by_relevance.size_ratio == pytest.approx(expected, rel=1e-6)
+    assert by_relevance.size_ratio < by_count.size_ratio / 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"size_measure": "items"}, "'size_measure' out of range"),
+        ({"size_measure": "relevance"}, "local index"),
+    ],
+)
+def test_size_measure_is_validated(tmp_path, overrides, message):
+    search = "http://127.0.0.1:9" if overrides["size_measure"] == "relevance" else str(tmp_path)
+    relevance = "service" if search.startswith("http") else str(tmp_path)
+    path = write_settings(tmp_path / "s.yaml", search, relevance, **overrides)
+    with pytest.raises(ValueError, match=message):
+        load_settings(path)

@@ -23,10 +23,20 @@ def test_variant_parses_numeric_reward_settings(whatif):
         {"lambda_size": 0.02, "size_ratio_cap": 2.0},
     )
     assert whatif.parse_variant("floor:ret_floor=5") == ("floor", {"ret_floor": 5})
+    assert whatif.parse_variant("rel:size_measure=relevance") == ("rel", {"size_measure": "relevance"})
 
 
 @pytest.mark.parametrize(
-    "text", ["nocolon", ":lambda_size=1", "x:", "x:k=3", "x:lambda_size=big", "x:merge_policy=rrf"]
+    "text",
+    [
+        "nocolon",
+        ":lambda_size=1",
+        "x:",
+        "x:k=3",
+        "x:lambda_size=big",
+        "x:merge_policy=rrf",
+        "x:size_measure=items",
+    ],
 )
 def test_bad_variant_is_refused(whatif, text):
     with pytest.raises(ValueError, match="--variant"):
