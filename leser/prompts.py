@@ -76,7 +76,9 @@ def has_chat_template(tokenizer) -> bool:
     return tokenizer is not None and bool(getattr(tokenizer, "chat_template", None))
 
 
-def prompt_sizing(tokenizer=None, tokenizer_name: str | None = None, max_prompt_tokens: int = MAX_PROMPT_TOKENS):
+def prompt_sizing(
+    tokenizer=None, tokenizer_name: str | None = None, max_prompt_tokens: int = MAX_PROMPT_TOKENS
+):
     """How `build_messages` sizes prompts under `tokenizer`, for stats.json: {"tokenizer": name or "estimate
     (chars/3)", "template": "exact" or "margin N", "max_prompt_tokens": N}."""
     if tokenizer is None:
@@ -185,7 +187,11 @@ def context_items(engine, queries: Sequence[str], k: int = MAX_CONTEXT_ITEMS) ->
 
 
 def prompts_for(
-    engine, queries: Sequence[str], k: int = MAX_CONTEXT_ITEMS, tokenizer=None, stats: PromptStats | None = None
+    engine,
+    queries: Sequence[str],
+    k: int = MAX_CONTEXT_ITEMS,
+    tokenizer=None,
+    stats: PromptStats | None = None,
 ) -> tuple[list[list[dict]], list[list[dict]]]:
     """(context items, messages) of each query: `build_messages` over the engine's top `k` items (`stats`, when
     given, counts the items the token budget dropped)."""

@@ -100,7 +100,9 @@ def test_training_pipeline_writes_swift_rows_and_resumes(training_world, small_s
     assert stats["prompt_sizing"] == prompt_sizing()
     drops = stats["prompt_context_drops"]
     assert set(drops) == {"sft", "grpo", "eval"}
-    assert drops["grpo"]["prompts"] == len(rows["grpo.jsonl"]) and drops["sft"]["prompts"] == SMALL.sft_queries
+    assert (
+        drops["grpo"]["prompts"] == len(rows["grpo.jsonl"]) and drops["sft"]["prompts"] == SMALL.sft_queries
+    )
     for counts in drops.values():
         assert counts["prompts_with_dropped_items"] <= counts["items_dropped"]
         assert counts["prompts_with_dropped_items"] <= counts["prompts"]
