@@ -52,7 +52,8 @@ bench: setup  ## all benchmarks; writes bench/results/*.json and bench/RESULTS.m
 #   GRPO_VARIANT   recipe name under grpo/ (default PROFILE; no_warmup = GRPO from the base model)
 #   RUN_DIR        where the runs go (default runs/PROFILE): RUN_DIR/sft, RUN_DIR/grpo, RUN_DIR/sft_llm, each with
 #                  a `last` link
-#   BASE_MODEL     SFT start model (default: the recipe's model)
+#   BASE_MODEL     SFT start model (default: the recipe's model); also the backbone whose tokenizer sizes the
+#                  splits' prompts and that the few-shot baseline runs on (BACKBONE_MODEL below)
 #   MODEL          GRPO start model (default: the latest SFT checkpoint, scripts/latest_checkpoint.py)
 #   MAX_STEPS      cap the optimizer steps of sft/grpo (e.g. MAX_STEPS=2 for a smoke test)
 #   SWIFT_ARGS     more ms-swift arguments, appended last so they win (e.g. SWIFT_ARGS="--learning_rate 2e-6")
