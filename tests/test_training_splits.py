@@ -13,6 +13,7 @@ from leser.distill.splits import (
     last_stage_passed,
     split_queries,
 )
+from leser.prompts import PromptStats, prompt_length, prompt_sizing
 from tests.fixtures_training import SMALL_PROFILE_KW
 
 SMALL = Profile("small", **SMALL_PROFILE_KW)
@@ -95,6 +96,16 @@ def test_training_pipeline_writes_swift_rows_and_resumes(training_world, small_s
     assert any('{"expansion": []}' in row["messages"][-1]["content"] for row in rows["sft.jsonl"])
     assert stats["teacher_gate_pass_rate"] >= 0.95
     assert stats["teacher_mean_reward"] > stats["no_expansion_mean_reward"]
+    # No tokenizer: the estimate plus the template margin, and how many prompts lost items to the budget.
+    assert stats["prompt_sizing"] == prompt_sizing()
+    drops = stats["prompt_context_drops"]
+    assert set(drops) == {"sft", "grpo", "eval"}
+    assert (
+        drops["grpo"]["prompts"] == len(rows["grpo.jsonl"]) and drops["sft"]["prompts"] == SMALL.sft_queries
+    )
+    for counts in drops.values():
+        assert counts["prompts_with_dropped_items"] <= counts["items_dropped"]
+        assert counts["prompts_with_dropped_items"] <= counts["prompts"]
     for row in rows["sft.jsonl"]:
         assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
         assert f'Query: "{row["query"]}"' in row["messages"][1]["content"]
@@ -140,6 +151,27 @@ def test_training_pipeline_with_an_openai_compatible_teacher(training_world, tmp
     assert sum(stats["gate_reasons"].values()) == 8
     assert stats["rows"]["sft.jsonl"] == stages.get("2_gate_pass", 0)
     assert (tmp_path / ".work" / "openai_cache.jsonl").is_file()
+
+
+@pytest.mark.slow
+def test_splits_sized_with_the_backbone_tokenizer_record_it(training_world, base_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    profile = Profile("tiny", sft_queries=6, grpo_queries=6, eval_queries=6, max_context_items=10)
+    w = training_world
+    stats = build_splits(
+        w["dataset"], w["index"], w["relevance"], tmp_path, profile, tokenizer_dir=base_model_dir
+    )
+    assert stats["prompt_sizing"] == {
+        "tokenizer": str(base_model_dir),
+        "template": "exact",
+        "max_prompt_tokens": 2048,
+    }
+    # Ten short catalog items fit in 2048 SmolLM2 tokens: nothing dropped, and the count says so.
+    assert stats["prompt_context_drops"]["grpo"] == PromptStats(6, 0, 0).as_dict()
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
+    for line in (tmp_path / "grpo.jsonl").open():
+        assert prompt_length(json.loads(line)["messages"], tokenizer) <= 2048
 
 
 def _breakdown(valid=True, rel_y=0.5, rel_q=0.5, ret_y=10, ret_q=10):

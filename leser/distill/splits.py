@@ -38,7 +38,7 @@ from tqdm import tqdm
 from data_prep.cli import ArgumentParser
 from data_prep.formats import atomic_write_path, load_dataset, write_json
 from leser.distill.teachers import OpenAITeacher, RulesTeacher, rules_teacher
-from leser.prompts import MAX_CONTEXT_ITEMS, format_completion, prompts_for
+from leser.prompts import MAX_CONTEXT_ITEMS, PromptStats, format_completion, prompt_sizing, prompts_for
 from leser.reward import LeserScorer
 from leser.settings import Settings, load_settings, open_backend
 
@@ -272,11 +272,17 @@ def build_splits(
         )
     intent_of = dict(zip(queries, intent_ids, strict=True))
 
+    # Context items the 2048-token budget cost each split's prompts (stats.json `prompt_context_drops`).
+    prompt_stats: dict[str, PromptStats] = {}
+
     def split_prompts(split_queries_: list[str], desc: str) -> tuple[list[list[dict]], list[list[dict]]]:
         contexts, messages = [], []
+        stats_ = prompt_stats.setdefault(desc, PromptStats())
         for start in tqdm(range(0, len(split_queries_), batch_size), desc=f"context {desc}", unit="batch"):
             chunk = split_queries_[start : start + batch_size]
-            chunk_contexts, chunk_messages = prompts_for(engine, chunk, profile.max_context_items, tokenizer)
+            chunk_contexts, chunk_messages = prompts_for(
+                engine, chunk, profile.max_context_items, tokenizer, stats_
+            )
             contexts += chunk_contexts
             messages += chunk_messages
         return contexts, messages
@@ -387,7 +393,8 @@ def build_splits(
         "relevance": str(relevance_dir),
         "seed": seed,
         "config": str(config_path or "defaults"),
-        "tokenizer": str(tokenizer_dir) if tokenizer_dir else "chars/3 estimate",
+        "prompt_sizing": prompt_sizing(tokenizer, str(tokenizer_dir) if tokenizer_dir else None),
+        "prompt_context_drops": {name: counts.as_dict() for name, counts in prompt_stats.items()},
         "query_log_size": len(queries),
         "rows": {
             "sft.jsonl": len(sft_rows),
@@ -445,7 +452,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument(
         "--tokenizer",
         default=None,
-        help="tokenizer folder for the 2048-token prompt budget (default: chars/3)",
+        help="the backbone's tokenizer folder: prompts are sized exactly with its chat template to 2048 tokens "
+        "(default: a chars/3 estimate of the contents plus a template margin; stats.json `prompt_sizing` says which)",
     )
     p.add_argument("--seed", type=int, default=13)
     return p

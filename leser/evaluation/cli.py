@@ -43,7 +43,8 @@ logger = logging.getLogger("leser.evaluation")
 
 SYSTEMS_HELP = (
     "comma-separated systems: none, rm3, ebqe, rules, openai (needs LESER_TEACHER_BASE_URL), "
-    "fewshot:<model dir>, sft:<checkpoint> (the SFT warm-up), sftllm:<checkpoint> (the SFT-LLM baseline: `make "
+    "fewshot:<model> (the base instruct model: a folder, or a Hugging Face id in the local cache; `make eval` passes "
+    "the profile's backbone), sft:<checkpoint> (the SFT warm-up), sftllm:<checkpoint> (the SFT-LLM baseline: `make "
     "sft-llm`, trained on the rejection-sampled sft_llm.jsonl), leser:<checkpoint> (a model folder or an ms-swift "
     "output dir, whose newest checkpoint-* is used)"
 )
