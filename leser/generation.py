@@ -48,9 +48,11 @@ def _hub_cache_folder(model_id: str) -> Path | None:
     downloads it for the GPU recipes), or None when it is not in the cache; never downloads."""
     try:
         from huggingface_hub import snapshot_download
-
+    except ImportError:  # no huggingface_hub: nothing can be cached; the caller's error says what to pass
+        return None
+    try:
         return Path(snapshot_download(model_id, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached, or no huggingface_hub: the caller's error says what to pass
+    except OSError:  # LocalEntryNotFoundError (a FileNotFoundError): not in the cache
         return None
 
 
