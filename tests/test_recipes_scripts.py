@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -150,3 +151,17 @@ def test_make_grpo_no_warmup_keeps_the_recipes_base_model():
         "grpo", "PROFILE=paper", "GRPO_VARIANT=no_warmup", "SPLITS=tests", "RUN_DIR=/nonexistent"
     )
     assert "grpo/no_warmup.yaml" in out and "--model" not in out
+
+
+def test_learn_1gpu_script_refuses_missing_data_in_one_line(tmp_path):
+    """scripts/gpu/learn_1gpu.sh checks its inputs before it starts anything: a missing split is one error line
+    naming the file and the command that builds it, exit 2."""
+    script = REPO_ROOT / "scripts" / "gpu" / "learn_1gpu.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    env = {**os.environ, "SPLITS": str(tmp_path / "nosplits"), "RUN": str(tmp_path / "run")}
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "nosplits/sft.jsonl" in lines[0]
+    assert "make data PROFILE=learn" in lines[0]
+    assert not (tmp_path / "run").exists()  # nothing started, nothing written
