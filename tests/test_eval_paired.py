@@ -75,6 +75,26 @@ def test_paired_uses_only_shared_queries_and_skips_ambiguous_kinds():
     assert paired_table({}) == ""
 
 
+def test_paired_by_level_splits_the_same_differences_per_query_level():
+    # 4 broad queries where LESER loses 0.02 each, 2 problem queries where it wins 0.3 and 0.1: hand-computed means
+    sft = {f"b{i}": 0.05 for i in range(4)} | {"p0": 0.0, "p1": 0.0}
+    leser = {f"b{i}": 0.03 for i in range(4)} | {"p0": 0.3, "p1": 0.1}
+    levels = {f"b{i}": "broad" for i in range(4)} | {"p0": "problem", "p1": "problem", "other": "specific"}
+    paired = paired_comparisons([report("sft:a", sft), report("leser:b", leser)], levels=levels)
+    by_level = paired["leser-sft"]["by_level"]
+    assert list(by_level) == ["broad", "problem"]  # the paper's level order; no shared query is specific
+    assert by_level["broad"]["n_queries"] == 4 and by_level["broad"]["d_ndcg10"]["mean"] == pytest.approx(-0.02)
+    assert by_level["broad"]["d_ndcg10"]["ci95"] == pytest.approx([-0.02, -0.02])  # identical differences
+    assert by_level["problem"]["n_queries"] == 2 and by_level["problem"]["d_ndcg10"]["mean"] == pytest.approx(0.2)
+    low, high = by_level["problem"]["d_ndcg10"]["ci95"]
+    assert 0.1 - 1e-9 <= low <= high <= 0.3 + 1e-9
+    table = paired_table(paired)
+    assert "| a - b | broad (4) | problem (2) |" in table and "-0.020 [-0.020, -0.020]" in table
+    # real catalogs have no levels: no by_level, no second table
+    plain = paired_comparisons([report("sft:a", sft), report("leser:b", leser)], levels=dict.fromkeys(levels))
+    assert "by_level" not in plain["leser-sft"] and "per query level" not in paired_table(plain)
+
+
 def _checkpoint(root: Path, version: str, step: int) -> Path:
     path = root / version / f"checkpoint-{step}"
     path.mkdir(parents=True)

@@ -268,6 +268,9 @@ def main(argv: list[str] | None = None) -> None:
             f"Evaluation on `{args.dataset}` ({len(queries)} queries, {args.runs} runs at T = {args.temperature}; "
             f"mean ± std over runs). Truth: {judge.name}."
         )
-        write_results(args.out, reports, meta, header)  # after every system, so a long run shows progress
+        # after every system, so a long run shows progress
+        write_results(
+            args.out, reports, meta, header, levels={q.query: judge.level(q.query) for q in queries}
+        )
     logger.info("wrote %s/results.md in %.1f s", args.out, time.perf_counter() - started)
     print((args.out / "results.md").read_text())

@@ -99,10 +99,19 @@ PAIRS = (
 )
 
 
-def paired_comparisons(reports: list[SystemReport], seed: int = 0) -> dict[str, dict]:
+def _paired_stats(diffs: np.ndarray, seed: int) -> dict:
+    low, high = paired_bootstrap_ci(diffs, seed=seed)
+    return {"mean": float(diffs.mean()), "ci95": [low, high]}
+
+
+def paired_comparisons(
+    reports: list[SystemReport], seed: int = 0, levels: dict[str, str | None] | None = None
+) -> dict[str, dict]:
     """For each pair in PAIRS present once each: the per-query difference of dNDCG@10 (each averaged over its
     system's runs) over the queries both systems answered, its mean, 95% paired bootstrap interval (queries
-    resampled with replacement), and query wins / losses. Keyed "a-b" (e.g. "leser-sft")."""
+    resampled with replacement), and query wins / losses. Keyed "a-b" (e.g. "leser-sft"). With `levels` (query ->
+    level, synthetic truth), also "by_level": the same mean and interval over each level's queries, since the
+    method is meant to help vague queries and to leave specific ones alone."""
     by_kind: dict[str, list[SystemReport]] = {}
     for r in reports:
         by_kind.setdefault(r.name.split(":")[0], []).append(r)
@@ -115,15 +124,26 @@ def paired_comparisons(reports: list[SystemReport], seed: int = 0) -> dict[str, 
         if not shared:
             continue
         diffs = np.array([ra.per_query_d_ndcg10[q] - rb.per_query_d_ndcg10[q] for q in shared])
-        low, high = paired_bootstrap_ci(diffs, seed=seed)
         out[f"{a}-{b}"] = {
             "systems": [ra.name, rb.name],
             "n_queries": len(shared),
             "wins": int((diffs > 1e-12).sum()),
             "losses": int((diffs < -1e-12).sum()),
-            "d_ndcg10": {"mean": float(diffs.mean()), "ci95": [low, high]},
+            "d_ndcg10": _paired_stats(diffs, seed),
         }
+        query_levels = [(levels or {}).get(q) for q in shared]
+        if any(query_levels):
+            out[f"{a}-{b}"]["by_level"] = {
+                level: {"n_queries": int(mask.sum()), "d_ndcg10": _paired_stats(diffs[mask], seed)}
+                for level in sorted({lv for lv in query_levels if lv}, key=_level_order)
+                for mask in [np.array([lv == level for lv in query_levels])]
+            }
     return out
+
+
+def _level_order(level: str) -> tuple[int, str]:
+    order = ("specific", "identifier", "broad", "colloquial", "problem")
+    return (order.index(level) if level in order else len(order), level)
 
 
 def paired_table(paired: dict[str, dict]) -> str:
@@ -145,6 +165,34 @@ def paired_table(paired: dict[str, dict]) -> str:
             f"{p['n_queries']} | {p['d_ndcg10']['mean']:+.4f} | [{low:+.4f}, {high:+.4f}] | "
             f"{p['wins']} / {p['losses']} | {verdict} |"
         )
+    with_levels = [p for p in paired.values() if p.get("by_level")]
+    if with_levels:
+        level_names = list(dict.fromkeys(lv for p in with_levels for lv in p["by_level"]))
+        lines += [
+            "",
+            "The same per query level (mean [95% interval] over that level's queries):",
+            "",
+            "| a - b | "
+            + " | ".join(
+                f"{lv} ({with_levels[0]['by_level'].get(lv, {}).get('n_queries', 0)})" for lv in level_names
+            )
+            + " |",  # fmt: skip
+            "|---|" + "---|" * len(level_names),
+        ]
+        for p in with_levels:
+            cells = []
+            for lv in level_names:
+                d = p["by_level"].get(lv)
+                if d is None:
+                    cells.append("-")
+                    continue
+                low, high = d["d_ndcg10"]["ci95"]
+                cells.append(f"{d['d_ndcg10']['mean']:+.3f} [{low:+.3f}, {high:+.3f}]")
+            lines.append(
+                f"| {label(p['systems'][0]).split(' (')[0]} - {label(p['systems'][1]).split(' (')[0]} | "
+                + " | ".join(cells)
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -164,8 +212,14 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_results(out: Path, reports: list[SystemReport], meta: dict, header: str) -> None:
-    paired = paired_comparisons(reports)
+def write_results(
+    out: Path,
+    reports: list[SystemReport],
+    meta: dict,
+    header: str,
+    levels: dict[str, str | None] | None = None,
+) -> None:
+    paired = paired_comparisons(reports, levels=levels)
     write_text(
         out / "results.md", markdown_table(reports, header) + off_target_note(meta) + paired_table(paired)
     )
