@@ -346,6 +346,19 @@ def plot(pol: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def open_scoring(config: Path, dataset: Path):
+    """(scorer, oracle, dataset, eval context): the reward of LESER_CONFIG and the synthetic oracle's truth."""
+    for path, what in ((config, "LESER_CONFIG"), (dataset / "truth", "oracle")):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such {what}")
+    settings = load_settings(config)
+    engine, judge = open_backend(settings)
+    data = load_dataset(dataset)
+    oracle = Oracle.load(dataset)
+    truth = OracleJudge(oracle, data.catalog.column("item_id").to_pylist())
+    return LeserScorer(engine, judge, settings), oracle, data, EvalContext(engine, judge, truth, [])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--split", type=Path, required=True, help="GRPO split JSONL (its queries)")
@@ -375,16 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.split.exists():
         raise FileNotFoundError(f"{args.split}: no such GRPO split")
     queries = read_split_queries(args.split)[: args.limit]  # a bad split fails before any backend is opened
-    for path, what in ((args.config, "LESER_CONFIG"), (args.dataset / "truth", "oracle")):
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such {what}")
-    settings = load_settings(args.config)
-    engine, judge = open_backend(settings)
-    scorer = LeserScorer(engine, judge, settings)
-    args.dataset_obj = load_dataset(args.dataset)
-    oracle = Oracle.load(args.dataset)
-    truth = OracleJudge(oracle, args.dataset_obj.catalog.column("item_id").to_pylist())
-    ctx = EvalContext(engine, judge, truth, [])
+    scorer, oracle, args.dataset_obj, ctx = open_scoring(args.config, args.dataset)
+    engine = scorer.engine
     result = {"landscape": landscape(args, engine, scorer, oracle, ctx, queries)}
     if args.grpo:
         files = sorted(args.grpo.glob("v*/completions.jsonl"))

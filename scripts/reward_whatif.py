@@ -34,15 +34,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from diagnose_reward import LEVELS, read_completions  # noqa: E402
+from diagnose_reward import LEVELS, open_scoring, read_completions  # noqa: E402
 
 from data_prep.cli import ArgumentParser, run_cli  # noqa: E402
-from data_prep.formats import atomic_write_path, load_dataset  # noqa: E402
-from data_prep.oracle import Oracle  # noqa: E402
-from leser.evaluation.harness import EvalContext, OracleJudge, score_rankings  # noqa: E402
+from data_prep.formats import atomic_write_path  # noqa: E402
+from leser.evaluation.harness import score_rankings  # noqa: E402
 from leser.prompts import format_completion  # noqa: E402
 from leser.reward import LeserScorer  # noqa: E402
-from leser.settings import SIZE_MEASURES, load_settings, open_backend  # noqa: E402
+from leser.settings import SIZE_MEASURES  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SETTING_KEYS = {
@@ -184,16 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in read_completions(args.completions) if r["query"] is not None]
     if not rows:
         raise ValueError(f"{args.completions}: no samples with a query")
-    for path, what in ((args.config, "LESER_CONFIG"), (args.dataset / "truth", "oracle")):
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such {what}")
-
-    base = load_settings(args.config)
-    engine, judge = open_backend(base)
-    scorer = LeserScorer(engine, judge, base)
-    oracle = Oracle.load(args.dataset)
-    catalog_ids = load_dataset(args.dataset).catalog.column("item_id").to_pylist()
-    ctx = EvalContext(engine, judge, OracleJudge(oracle, catalog_ids), [])
+    scorer, oracle, _, ctx = open_scoring(args.config, args.dataset)
+    engine, judge, base = scorer.engine, scorer.judge, scorer.settings
 
     queries = [r["query"] for r in rows]
     completions = [r["completion"] for r in rows]
