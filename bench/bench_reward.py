@@ -12,6 +12,7 @@ never served from the cache. Writes bench/results/reward.json and bench/results/
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -200,8 +201,10 @@ def main() -> None:
         scorer = LeserScorer(engine, judge, settings)
         queries = pq.read_table(data / "queries.parquet").column("query").to_pylist()
         warmup = 3
-        n_batches = min(args.batches + warmup, len(queries) // PROMPTS // 2)
-        batches = make_batches(engine, queries, 2 * n_batches, seed=0)
+        # three disjoint slices of batches (local count, local relevance-weighted Ret, service): each backend and
+        # option meets new queries, none is served by another's caches
+        n_batches = min(args.batches + warmup, len(queries) // PROMPTS // 3)
+        batches = make_batches(engine, queries, 3 * n_batches, seed=0)
         results = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores (scorer pinned to 1), Python {platform.python_version()}",
             "items": engine.num_items,
@@ -209,6 +212,11 @@ def main() -> None:
             "batch": {"prompts": PROMPTS, "generations": GENERATIONS, "expansions": EXPANSIONS},
             "score_batch": {"local engine": time_batches(scorer, batches[:n_batches], warmup)},
         }
+        # the option size_measure: relevance (Ret = judge-weighted recall): one more judge call over the recall union
+        relevance_settings = dataclasses.replace(settings, size_measure="relevance")
+        results["score_batch"]["local engine, size_measure: relevance"] = time_batches(
+            LeserScorer(engine, judge, relevance_settings), batches[2 * n_batches :], warmup
+        )
         words = [w for w in {t for qs, _ in batches for q in qs for t in q.split()} if w.isalpha()]
         fuzz = fuzz_completions(20_000, words, seed=1)
         t0 = time.perf_counter()
@@ -232,7 +240,7 @@ def main() -> None:
                 remote = LeserScorer(*open_backend(s_settings), s_settings)
                 # other queries than the local run: the service has its own caches
                 results["score_batch"]["service (HTTP, 1 thread)"] = time_batches(
-                    remote, batches[n_batches:], warmup
+                    remote, batches[n_batches : 2 * n_batches], warmup
                 )
             finally:
                 proc.terminate()
