@@ -2,8 +2,9 @@
 
 Each point is one `python -m leser.evaluation` run (1 sample per query at T = 0.5 by default) of one checkpoint on
 the probe queries (`probe.jsonl` of the `learn` profile: 50 queries disjoint from SFT, GRPO and eval), so the
-curve uses the same gate, engine, merge and oracle as the final table. Points already evaluated are kept
-(`OUT/step_<n>/results.json`), so an interrupted curve resumes. Writes OUT/probe.json and a PNG.
+curve uses the same gate, engine, merge and oracle as the final table. A point already evaluated with the same
+checkpoint files and options is reused from `OUT/step_<n>/results.json` (the evaluation's fingerprints), so an
+interrupted curve resumes and a new run's checkpoints are never mistaken for an old run's. Writes OUT/probe.json and a PNG.
 
     python scripts/probe_curve.py --grpo runs/learn/grpo --start runs/learn/sft/last \\
         --split artifacts/synth/splits_learn/probe.jsonl --out runs/learn/probe --every 50
@@ -60,16 +61,17 @@ def probe_points(start: Path, grpo_dir: Path, every: int) -> dict[int, Path]:
 
 def evaluate_point(step: int, model: Path, args) -> dict:
     out = args.out / f"step_{step}"
-    if not (out / "results.json").is_file():
-        evaluation(
-            [
-                "--dataset", str(args.dataset), "--index", str(args.index),
-                "--relevance", str(args.relevance), "--split", str(args.split),
-                "--systems", f"leser:{model}", "--runs", str(args.runs), "--out", str(out),
-                "--temperature", str(args.temperature), "--max-new-tokens", str(args.max_new_tokens),
-                "--batch-size", str(args.batch_size),
-            ]
-        )  # fmt: skip
+    # always through the evaluation: a point of the same checkpoint and options is reused from its results.json
+    # (the evaluation's fingerprints), a point of another run's checkpoint at the same step is evaluated again
+    evaluation(
+        [
+            "--dataset", str(args.dataset), "--index", str(args.index),
+            "--relevance", str(args.relevance), "--split", str(args.split),
+            "--systems", f"leser:{model}", "--runs", str(args.runs), "--out", str(out),
+            "--temperature", str(args.temperature), "--max-new-tokens", str(args.max_new_tokens),
+            "--batch-size", str(args.batch_size),
+        ]
+    )  # fmt: skip
     system = json.loads((out / "results.json").read_text())["systems"][0]
     return {"step": step, "model": str(model), **{k: system["aggregate"][k]["mean"] for k in PROBE_KEYS}}
 
