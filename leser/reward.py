@@ -193,7 +193,10 @@ class LeserScorer:
 
     def relevant_recall_many(self, query_sets: Sequence[Sequence[str]]) -> list[float]:
         """Ret_rel of each query set (``size_measure: relevance``): the judge's scores, against the set's first query,
-        of every item in the union of the set's recall sets, summed (:func:`relevant_recall`)."""
+        of every item in the union of the set's recall sets, summed (:func:`relevant_recall`).
+
+        The sets of one original query (a GRPO group, and q alone) overlap heavily, so each distinct (q, item) pair
+        is scored once: one judge call per batch over the union of all of q's sets, then a sum per set."""
         if not query_sets:
             return []
         unions = [
@@ -202,21 +205,34 @@ class LeserScorer:
             )
             for qs in query_sets
         ]
+        by_query: dict[str, list[int]] = {}
+        for i, qs in enumerate(query_sets):
+            by_query.setdefault(qs[0], []).append(i)
+        pooled = {q: np.unique(np.concatenate([unions[i] for i in idx])) for q, idx in by_query.items()}
         scores = self._call(
             "relevance scoring",
             self.judge.score_many,
-            [qs[0] for qs in query_sets],
-            [self.engine.item_ids_at(u) for u in unions],
+            list(pooled),
+            [self.engine.item_ids_at(rows) for rows in pooled.values()],
         )
-        return [relevant_recall(x) for x in scores]
+        scores_of = {q: np.asarray(x) for q, x in zip(pooled, scores, strict=True)}
+        return [
+            relevant_recall(scores_of[qs[0]][np.searchsorted(pooled[qs[0]], rows)])
+            for qs, rows in zip(query_sets, unions, strict=True)
+        ]
 
-    def _query_relevant_recall(self, queries: Sequence[str]) -> dict[str, float]:
+    def _relevant_recall_batch(
+        self, queries: Sequence[str], sets: Sequence[tuple[str, tuple[str, ...]]]
+    ) -> tuple[dict[str, float], dict]:
+        """(Ret_rel(q) per query, Ret_rel(Y) per expansion set) in one pooled judge call; Ret_rel(q) is cached."""
         missing = [q for q in dict.fromkeys(queries) if q not in self._relevant_recall_cache]
-        for q, value in zip(missing, self.relevant_recall_many([[q] for q in missing]), strict=True):
+        values = self.relevant_recall_many([[q] for q in missing] + [[q, *exps] for q, exps in sets])
+        for q, value in zip(missing, values[: len(missing)], strict=True):
             self._relevant_recall_cache[q] = value
+        of_q = {q: self._relevant_recall_cache[q] for q in queries}
         while len(self._relevant_recall_cache) > self._query_cache_size:
             self._relevant_recall_cache.popitem(last=False)
-        return {q: self._relevant_recall_cache[q] for q in queries}
+        return of_q, dict(zip(sets, values[len(missing) :], strict=True))
 
     def score_batch(self, queries: Sequence[str], completions: Sequence[str]) -> list[RewardBreakdown]:
         """One RewardBreakdown per completion; completion i answers queries[i]."""
@@ -251,10 +267,7 @@ class LeserScorer:
         set_stats = {key: (rel, int(m.recall_size)) for key, m, rel in zip(sets, merged, rels, strict=True)}
         by_relevance = s.size_measure == "relevance"
         if by_relevance:  # the size term on the expected number of relevant items instead of all items
-            size_of_q = self._query_relevant_recall(queries)
-            size_of_set = dict(
-                zip(sets, self.relevant_recall_many([[q, *exps] for q, exps in sets]), strict=True)
-            )
+            size_of_q, size_of_set = self._relevant_recall_batch(queries, sets)
 
         out = []
         for q, g in zip(queries, gates, strict=True):

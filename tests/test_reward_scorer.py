@@ -248,3 +248,26 @@ def test_size_measure_is_validated(tmp_path, overrides, message):
     path = write_settings(tmp_path / "s.yaml", search, relevance, **overrides)
     with pytest.raises(ValueError, match=message):
         load_settings(path)
+
+
+def test_relevance_size_measure_of_a_group_equals_each_set_alone(relevance_scorer):
+    # one pooled judge call serves a whole group: each sample's Ret_rel must still be the sum over its own union
+    s = relevance_scorer
+    texts = [
+        completion("vertical mouse", "trackball"),
+        completion("trackball"),
+        completion(),
+        completion("dock"),
+    ]
+    unions = [
+        ["m1", "m2", "m3", "m6"],
+        ["m1", "m2", "m3", "m6"],
+        ["m1", "m3", "m6"],
+        ["m1", "m3", "m6", "d1", "d2", "d3", "d4"],
+    ]
+    size_q = judged_sum(s, "ergonomic mouse", ["m1", "m3", "m6"])
+    breakdowns = s.score_batch(["ergonomic mouse"] * 4, texts)
+    for b, union in zip(breakdowns, unions, strict=True):
+        assert b.valid, b.reason
+        expected = min(judged_sum(s, "ergonomic mouse", union) / (max(size_q, 1) + EPS), CAP)
+        assert b.size_ratio == pytest.approx(expected, rel=1e-6)
