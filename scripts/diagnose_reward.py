@@ -346,6 +346,15 @@ def plot(pol: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def write_report(out: Path, stem: str, result: dict, text: str) -> None:
+    """OUT/STEM.json and OUT/STEM.md, each written to a temp file and renamed."""
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write_path(out / f"{stem}.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
+    with atomic_write_path(out / f"{stem}.md") as tmp:
+        tmp.write_text(text)
+
+
 def open_scoring(config: Path, dataset: Path):
     """(scorer, oracle, dataset, eval context): the reward of LESER_CONFIG and the synthetic oracle's truth."""
     for path, what in ((config, "LESER_CONFIG"), (dataset / "truth", "oracle")):
@@ -397,12 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"{args.grpo}: no v*/completions.jsonl (log_completions: true?)")
         rows = [r for f in files for r in read_completions(f)]
         result["policy"] = policy(rows, scorer, oracle, ctx, args.first_steps, args.window)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_write_path(args.out / "diagnosis.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
     text = markdown(result)
-    with atomic_write_path(args.out / "diagnosis.md") as tmp:
-        tmp.write_text(text)
+    write_report(args.out, "diagnosis", result, text)
     if result.get("policy"):
         plot(result["policy"], args.out / "grpo_behaviour.png")
     print(text)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 from collections import defaultdict
@@ -34,10 +33,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from diagnose_reward import LEVELS, open_scoring, read_completions  # noqa: E402
+from diagnose_reward import LEVELS, open_scoring, read_completions, write_report  # noqa: E402
 
 from data_prep.cli import ArgumentParser, run_cli  # noqa: E402
-from data_prep.formats import atomic_write_path  # noqa: E402
 from leser.evaluation.harness import score_rankings  # noqa: E402
 from leser.prompts import format_completion  # noqa: E402
 from leser.reward import LeserScorer  # noqa: E402
@@ -227,12 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             "overrides": overrides,
             "per_level": measure(rows, levels, groups, truth, valid, expanding, reward, abstain),
         }
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_write_path(args.out / "whatif.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
     text = markdown(result)
-    with atomic_write_path(args.out / "whatif.md") as tmp:
-        tmp.write_text(text)
+    write_report(args.out, "whatif", result, text)
     print(text)
     return 0
 
