@@ -99,7 +99,8 @@ def share(mask: np.ndarray, among: np.ndarray) -> float:
     return float(mask[among].mean()) if among.any() else math.nan
 
 
-def measure(rows, levels, groups, truth, valid, expanding, reward, abstain_reward) -> dict:
+def measure(levels, groups, truth, expanding, reward, abstain_reward) -> dict:
+    """Per level and "all": pairwise agreement, and how often the reward pays expanding over abstaining."""
     out = {}
     for level in (*LEVELS, "all"):
         in_level = np.array([level == "all" or lv == level for lv in levels])
@@ -187,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     queries = [r["query"] for r in rows]
     completions = [r["completion"] for r in rows]
     verdicts = [scorer.gate(c, q) for q, c in zip(queries, completions, strict=True)]
-    valid = np.array([v.valid for v in verdicts])
     expanding = np.array([v.valid and bool(v.expansions) for v in verdicts])
     sets = list(
         dict.fromkeys(
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         abstain = np.array([abstain_of[q] for q in queries])
         result["variants"][name] = {
             "overrides": overrides,
-            "per_level": measure(rows, levels, groups, truth, valid, expanding, reward, abstain),
+            "per_level": measure(levels, groups, truth, expanding, reward, abstain),
         }
     text = markdown(result)
     write_report(args.out, "whatif", result, text)
