@@ -7,7 +7,7 @@ SETUP_STAMP := .venv/.setup-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 .PHONY: help setup test test-fast lint format bench data sft sft-llm grpo eval demo plot esci experiment experiment-1gpu
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 setup: $(SETUP_STAMP)  ## create .venv and install everything (idempotent)
 
