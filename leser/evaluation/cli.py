@@ -251,6 +251,9 @@ def main(argv: list[str] | None = None) -> None:
         "timings_s": timings,
     }
     specs = [s.strip() for s in args.systems.split(",") if s.strip()]
+    levels = {
+        q.query: judge.level(q.query) for q in queries
+    }  # per-level paired intervals (None: real catalogs)
     prints = {spec: fingerprint(spec, args) for spec in specs}
     meta["fingerprints"] = prints
     reused, reused_timings = (
@@ -269,8 +272,6 @@ def main(argv: list[str] | None = None) -> None:
             f"mean ± std over runs). Truth: {judge.name}."
         )
         # after every system, so a long run shows progress
-        write_results(
-            args.out, reports, meta, header, levels={q.query: judge.level(q.query) for q in queries}
-        )
+        write_results(args.out, reports, meta, header, levels=levels)
     logger.info("wrote %s/results.md in %.1f s", args.out, time.perf_counter() - started)
     print((args.out / "results.md").read_text())
