@@ -14,6 +14,13 @@ Option (ours, off by default: ``size_measure: relevance`` in LESER_CONFIG): Ret 
 items recalled, so recall that the judge finds irrelevant buys ~no reward (docs/experiment/gpu: with the paper's
 count, Eq. 1 paid 60% of the specific-query expansions without true gain more than abstaining).
 
+Option (ours, off by default: ``expansion_cost: c`` in LESER_CONFIG): a valid answer with at least one expansion
+gets ``max(r(Y) - c, 0)``; abstaining (M = 0) keeps ``r(Y)``. Under Eq. 1 an expansion that recalls nothing new
+and only reorders q's top k scores ``1 + lambda +- the judge's noise``, a tie with abstaining that group-scaled
+advantages turn into full-size pushes either way; the cost breaks such ties towards abstaining, the paper's answer
+for specific queries (docs/experiment/gpu/whatif.md: c = 0.05 halves the share of specific-query expansions paid
+over abstaining, 58% -> 29%, and keeps 76% on broad queries, where Eq. 1 pays 87%).
+
 Guard (our choice; the paper's Eq. 2 has none): with ``Rel(q) = 0`` (q finds nothing, or nothing relevant) or
 ``Ret(q) = 0`` the paper's ratios reach 1e4 and one lucky sample dominates the group's advantages. We floor the
 denominators (rel_floor 0.05, ret_floor 1) and cap the size ratio (10, which also keeps an over-broad expansion
@@ -87,6 +94,13 @@ def relevant_recall(scores: Sequence[float]) -> float:
 def combined_reward(rel_ratio: float, size_ratio: float, lambda_size: float) -> float:
     """r(Y) = r_rel(Y) + lambda * r_size(Y) for a valid Y (Eq. 1; lambda = 0.1 in the paper). Range [0, inf)."""
     return rel_ratio + lambda_size * size_ratio
+
+
+def charge_expansion(reward: float, n_expansions: int, expansion_cost: float) -> float:
+    """max(r(Y) - c, 0) when Y has at least one expansion (M >= 1), else r(Y) unchanged (ours, ``expansion_cost``
+    = c, off at 0; the paper's Eq. 1 has no such term). An answer that expands must beat abstaining by c; the floor
+    keeps it at or above a failed gate's 0. Range [0, inf)."""
+    return max(reward - expansion_cost, 0.0) if n_expansions > 0 else reward
 
 
 class GateStats:
@@ -283,7 +297,9 @@ class LeserScorer:
                 r_size = size_ratio(size_y, size_q, s.eps, s.ret_floor, s.size_ratio_cap)
             else:
                 r_size = size_ratio(ret_y, ret_q, s.eps, s.ret_floor, s.size_ratio_cap)
-            reward = combined_reward(r_rel, r_size, s.lambda_size)
+            reward = charge_expansion(
+                combined_reward(r_rel, r_size, s.lambda_size), len(g.expansions), s.expansion_cost
+            )
             out.append(
                 RewardBreakdown(
                     reward, True, g.reason, r_rel, r_size, len(g.expansions), rel_y, rel_q, ret_y, ret_q

@@ -16,6 +16,8 @@ Keys (defaults in :class:`Settings`)::
     rel_floor: 0.05                        # guard of Eq. 2: Rel(q) is floored here (see leser.reward)
     ret_floor: 1                           # guard of Eq. 2: Ret(q) is floored here
     size_ratio_cap: 10.0                   # guard of Eq. 2: r_size is capped here
+    size_measure: count                    # what Ret counts: count (the paper) or relevance (ours; leser.reward)
+    expansion_cost: 0.0                    # charged once to an answer that expands (ours; 0 = the paper; leser.reward)
     retries: 3                             # backend retries before the run stops with RewardBackendError
     retry_wait_s: 1.0                      # first retry wait; doubles each retry
     log_every_s: 60.0                      # period of the gate's failure summary in the log
@@ -23,6 +25,7 @@ Keys (defaults in :class:`Settings`)::
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -54,6 +57,9 @@ class Settings:
     # what Ret counts: "count" (the paper: unique recalled items) or "relevance" (ours, off by default: the sum of
     # the judge's scores over the recalled items, so items the judge finds irrelevant add ~nothing; see PAPER.md)
     size_measure: str = "count"
+    # charged once to every valid answer with at least one expansion (ours, off by default: 0.0 is the paper's
+    # Eq. 1): an expansion that only reorders q's results must beat abstaining by this much; see PAPER.md
+    expansion_cost: float = 0.0
     retries: int = 3
     retry_wait_s: float = 1.0
     log_every_s: float = 60.0
@@ -109,9 +115,26 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if rules_path is not None:
         data["rules_path"] = _resolve(str(rules_path), base)
         data["rules"] = Rules.load(data["rules_path"])
+    _check_types(data, path)
     settings = Settings(**data)
     _validate(settings, path)
     return settings
+
+
+_TYPE_CHECKS = {
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _check_types(data: dict, path: Path) -> None:
+    """Scalar keys must have their field's type (so a YAML typo is a one-line error, not a TypeError later)."""
+    types = {f.name: f.type for f in fields(Settings)}
+    for key, value in data.items():
+        check = _TYPE_CHECKS.get(types[key])
+        if check and not check[0](value):
+            raise ValueError(f"{path}: '{key}' must be {check[1]}, got {value!r}")
 
 
 def _validate(settings: Settings, path: Path) -> None:
@@ -126,6 +149,7 @@ def _validate(settings: Settings, path: Path) -> None:
         "retry_wait_s": settings.retry_wait_s >= 0,
         "log_every_s": settings.log_every_s >= 0,
         "size_measure": settings.size_measure in SIZE_MEASURES,
+        "expansion_cost": 0 <= settings.expansion_cost < math.inf,
     }
     for key, ok in checks.items():
         if not ok:

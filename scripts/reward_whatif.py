@@ -49,6 +49,7 @@ SETTING_KEYS = {
     "ret_floor": int,
     "eps": float,
     "size_measure": str,
+    "expansion_cost": float,
 }
 DEFAULT_VARIANTS = (
     "lambda0.05:lambda_size=0.05",
@@ -56,6 +57,8 @@ DEFAULT_VARIANTS = (
     "lambda0:lambda_size=0",
     "cap2:size_ratio_cap=2",
     "relevant-recall:size_measure=relevance",
+    "cost0.05:expansion_cost=0.05",
+    "cost0.1:expansion_cost=0.1",
 )
 
 
@@ -152,6 +155,18 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} ({overrides}) | " + " | ".join(cells) + " |")
     lines += [
         "",
+        "Share of all valid expanding samples that the reward pays more than abstaining (what pulls a level's "
+        "queries towards expanding; the paper wants specific queries left alone):",
+        "",
+        "| variant | " + " | ".join((*LEVELS, "all")) + " |",
+        "|---|" + "---|" * (len(LEVELS) + 1),
+    ]
+    for name, variant in result["variants"].items():
+        cells = [f(variant["per_level"][lv]["expanding_beats_abstain"]) if lv in variant["per_level"] else "-"
+                 for lv in (*LEVELS, "all")]  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
         "Pairs compared per level: "
         + ", ".join(
             f"{lv} {d['pairs']}" for lv, d in next(iter(result["variants"].values()))["per_level"].items()
@@ -171,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         help="NAME:key=value[,key=value] over the reward settings (lambda_size, size_ratio_cap, rel_floor, "
-        f"ret_floor, eps, size_measure); repeatable; default: {' '.join(DEFAULT_VARIANTS)}",
+        f"ret_floor, eps, size_measure, expansion_cost); repeatable; default: {' '.join(DEFAULT_VARIANTS)}",
     )
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)

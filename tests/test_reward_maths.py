@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leser.reward import combined_reward, mean_top_k_relevance, relevance_ratio, size_ratio
+from leser.reward import charge_expansion, combined_reward, mean_top_k_relevance, relevance_ratio, size_ratio
 from leser.settings import load_settings
 
 EPS = 1e-4
@@ -72,6 +72,29 @@ def test_combined_reward_worked_example():
     assert r == pytest.approx(1.7496, abs=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("reward", "n_expansions", "cost", "expected"),
+    [
+        (1.7496, 3, 0.05, 1.6996),  # an answer that expands pays the cost once, whatever M
+        (1.7496, 1, 0.05, 1.6996),
+        (1.1, 0, 0.05, 1.1),  # abstaining (Y = {q}) is never charged
+        (0.03, 2, 0.05, 0.0),  # floored at a failed gate's 0
+        (1.7496, 3, 0.0, 1.7496),  # cost 0 is the paper's Eq. 1
+    ],
+)
+def test_charge_expansion(reward, n_expansions, cost, expected):
+    assert charge_expansion(reward, n_expansions, cost) == pytest.approx(expected)
+
+
+def test_expansion_cost_turns_a_reorder_only_tie_into_a_win_for_abstaining():
+    # q and Y recall the same 40 items (Ret ratio 1); Y's reranked top 10 is judged 0.801 instead of 0.8: under
+    # Eq. 1 expanding beats abstaining by 0.00125, with cost 0.05 abstaining wins by ~0.049
+    abstain = combined_reward(relevance_ratio(0.8, 0.8, EPS, 0.05), size_ratio(40, 40, EPS, 1, 10.0), 0.1)
+    expand = combined_reward(relevance_ratio(0.801, 0.8, EPS, 0.05), size_ratio(40, 40, EPS, 1, 10.0), 0.1)
+    assert expand > abstain
+    assert charge_expansion(expand, 2, 0.05) < charge_expansion(abstain, 0, 0.05)
+
+
 @given(
     scores_y=st.lists(st.floats(-5, 5), max_size=20),
     scores_q=st.lists(st.floats(-5, 5), max_size=20),
@@ -119,6 +142,10 @@ def test_repo_configs_load():
         ("search: a\nrelevance: b\neps: 0\n", "'eps' out of range"),
         # a service URL needs the service's relevance model
         ("search: http://127.0.0.1:8765\nrelevance: rel\n", "relevance: service"),
+        # the cost of expanding cannot be negative, and a number must be a number
+        ("search: a\nrelevance: b\nexpansion_cost: -0.1\n", "'expansion_cost' out of range"),
+        ("search: a\nrelevance: b\nlambda_size: abc\n", "'lambda_size' must be a number, got 'abc'"),
+        ("search: a\nrelevance: b\nk: 2.5\n", "'k' must be an integer"),
     ],
 )
 def test_settings_errors(tmp_path, yaml_text, message):

@@ -190,6 +190,20 @@ def test_reward_is_finite_and_in_range(scorer, query, expansions, noise):
     assert b.valid or b.reward == 0.0
 
 
+def test_expansion_cost_is_charged_once_to_answers_that_expand(scorer, reward_tiny_backend, tmp_path):
+    b = reward_tiny_backend
+    path = write_settings(tmp_path / "s.yaml", str(b / "index"), str(b / "relevance"), expansion_cost=0.05)
+    settings_ = load_settings(path)
+    charged = LeserScorer(*open_backend(settings_), settings_)
+    texts = [completion("vertical mouse", "trackball"), completion("trackball"), completion()]
+    paper = scorer.score_batch(["ergonomic mouse"] * 3, texts)
+    costed = charged.score_batch(["ergonomic mouse"] * 3, texts)
+    assert [c.reward for c in costed] == pytest.approx([paper[0].reward - 0.05, paper[1].reward - 0.05,
+                                                        paper[2].reward])  # fmt: skip
+    # the parts of Eq. 1 are reported unchanged
+    assert [(c.rel_ratio, c.size_ratio) for c in costed] == [(p.rel_ratio, p.size_ratio) for p in paper]
+
+
 @pytest.fixture(scope="module")
 def relevance_scorer(reward_tiny_backend, tmp_path_factory):
     b = reward_tiny_backend

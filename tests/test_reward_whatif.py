@@ -24,6 +24,7 @@ def test_variant_parses_numeric_reward_settings(whatif):
     )
     assert whatif.parse_variant("floor:ret_floor=5") == ("floor", {"ret_floor": 5})
     assert whatif.parse_variant("rel:size_measure=relevance") == ("rel", {"size_measure": "relevance"})
+    assert whatif.parse_variant("cost:expansion_cost=0.05") == ("cost", {"expansion_cost": 0.05})
 
 
 @pytest.mark.parametrize(
