@@ -1,5 +1,6 @@
 """Eq. 1-2 as plain functions (leser.reward) and the settings loader (leser.settings)."""
 
+import dataclasses
 import math
 import os
 
@@ -129,6 +130,13 @@ def test_repo_configs_load():
         settings = load_settings(os.path.join("configs", name))
         assert settings.search.endswith(os.path.join("artifacts", name.split(".")[1], "index"))
         assert settings.rules.max_expansions >= 3
+
+
+def test_cost_config_differs_from_the_paper_config_only_in_expansion_cost():
+    paper = load_settings(os.path.join("configs", "leser.synth.yaml"))
+    cost = load_settings(os.path.join("configs", "leser.synth.cost.yaml"))
+    assert (paper.expansion_cost, cost.expansion_cost) == (0.0, 0.05)
+    assert dataclasses.replace(cost, expansion_cost=0.0, rules_path=paper.rules_path) == paper
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,9 @@
 # (default "$PY -m swift.cli.main"), RUN (runs/learn-1gpu), EVAL_OUT (runs/eval/learn-1gpu), GRPO_BUDGET_S (1800),
 # EVAL_RUNS (3), EVAL_BATCH (75), PROBE_EVERY (20), CPU_THREADS (threads of each CPU-side job, 4), SPLITS
 # (artifacts/synth/splits_learn), and more arguments appended last (they win): SFT_ARGS and GRPO_ARGS for ms-swift
-# (e.g. GRPO_ARGS="--learning_rate 2e-6"), EVAL_ARGS for every `python -m leser.evaluation` call.
+# (e.g. GRPO_ARGS="--learning_rate 2e-6"), EVAL_ARGS for every `python -m leser.evaluation` call. LESER_CONFIG
+# (configs/leser.synth.yaml, the paper's reward) is the reward GRPO trains with and the diagnosis describes, e.g.
+# configs/leser.synth.cost.yaml for the option expansion_cost; the what-if always starts from the paper's.
 # Logs: RUN/*.log; stage times: RUN/timings.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,6 +36,7 @@ CPU_THREADS=${CPU_THREADS:-4}
 DATA=artifacts/synth
 SPLITS=${SPLITS:-$DATA/splits_learn}
 RECIPES=recipes/SmolLM2-135M-Instruct
+export LESER_CONFIG=${LESER_CONFIG:-configs/leser.synth.yaml}
 
 for need in "$SPLITS/sft.jsonl" "$SPLITS/grpo.jsonl" "$SPLITS/eval.jsonl" "$SPLITS/probe.jsonl" \
   "$DATA/index/manifest.json" "$DATA/relevance/model.txt" models/smollm2-135m-instruct/config.json; do
@@ -96,7 +99,7 @@ timed probe "$RUN/probe.log" "$PY" scripts/probe_curve.py --grpo "$RUN/grpo" --s
 probe_job=$!
 echo "== [1gpu] reward diagnosis (background) -> $RUN/diagnosis"
 cpu_job timed diagnosis "$RUN/diagnosis.log" "$PY" scripts/diagnose_reward.py --split "$SPLITS/grpo.jsonl" \
-  --grpo "$RUN/grpo" --out "$RUN/diagnosis" &
+  --grpo "$RUN/grpo" --config "$LESER_CONFIG" --out "$RUN/diagnosis" &
 diagnosis_job=$!
 echo "== [1gpu] the run's samples under other reward settings (background) -> $RUN/whatif"
 completions=$(ls -t "$RUN"/grpo/v*/completions.jsonl | head -n 1)
