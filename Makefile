@@ -211,7 +211,7 @@ demo:  ## CPU demo: setup, data, index, relevance, splits, SFT, GRPO, evaluation
 LEARN_EVAL := EVAL_RUNS=3 EVAL_SYSTEMS=none,rules,sft:runs/learn/sft/last,leser:runs/learn/grpo/last \
 	EVAL_ARGS="--max-new-tokens 192 --batch-size 25"
 experiment: PROFILE := learn
-experiment:  ## learning experiment on CPU (~3.5 h): learn SFT + GRPO, probe curve, 150 queries x 3 runs, diagnosis
+experiment:  ## learning experiment on CPU (~4.5 h): learn SFT (3 epochs) + GRPO, probe curve, 150 queries x 3 runs, diagnosis
 	@start=$$(date +%s); mkdir -p runs/learn; \
 	$(MAKE) --no-print-directory setup && \
 	$(MAKE) --no-print-directory data PROFILE=learn && \
