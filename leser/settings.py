@@ -129,9 +129,16 @@ _TYPE_CHECKS = {
 
 
 def _check_types(data: dict, path: Path) -> None:
-    """Scalar keys must have their field's type (so a YAML typo is a one-line error, not a TypeError later)."""
+    """Scalar keys must have their field's type (so a YAML typo is a one-line error, not a TypeError later).
+
+    YAML 1.1 reads ``1e-4`` (no dot) as a string; a float key takes such a string when it parses as a number."""
     types = {f.name: f.type for f in fields(Settings)}
     for key, value in data.items():
+        if types[key] == "float" and isinstance(value, str):
+            try:
+                data[key] = value = float(value)
+            except ValueError:
+                pass
         check = _TYPE_CHECKS.get(types[key])
         if check and not check[0](value):
             raise ValueError(f"{path}: '{key}' must be {check[1]}, got {value!r}")

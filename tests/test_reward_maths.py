@@ -132,6 +132,14 @@ def test_repo_configs_load():
         assert settings.rules.max_expansions >= 3
 
 
+def test_float_keys_take_yaml_exponents_without_a_dot(tmp_path):
+    # YAML 1.1 reads 1e-4 as the string "1e-4"
+    path = tmp_path / "s.yaml"
+    path.write_text("search: a\nrelevance: b\neps: 1e-4\nexpansion_cost: 5e-2\n")
+    settings = load_settings(path)
+    assert (settings.eps, settings.expansion_cost) == (1e-4, 0.05)
+
+
 def test_cost_config_differs_from_the_paper_config_only_in_expansion_cost():
     paper = load_settings(os.path.join("configs", "leser.synth.yaml"))
     cost = load_settings(os.path.join("configs", "leser.synth.cost.yaml"))
