@@ -100,6 +100,12 @@ CASES = [
         + ["--config", "bad.yaml", "--out", "o"],
         "bad.yaml: invalid YAML at line 2",
     ),
+    (
+        "training_abstention_share_above_one",
+        [*DISTILL, "--dataset", "{ds}", "--index", "{idx}", "--relevance", "{rel}"]
+        + ["--max-abstention-share", "1.5", "--out", "o"],
+        "--max-abstention-share",
+    ),
     ("model_hf_without_source", [*DATA_PREP, "model", "hf", "--out", "m"], "--source"),
     (
         "model_folder_with_remote_code",

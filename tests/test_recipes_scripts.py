@@ -165,3 +165,47 @@ def test_learn_1gpu_script_refuses_missing_data_in_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "nosplits/sft.jsonl" in lines[0]
     assert "make data PROFILE=learn" in lines[0]
     assert not (tmp_path / "run").exists()  # nothing started, nothing written
+
+
+def _results(path, name, per_query, split="eval.jsonl", temperature=0.5):
+    meta = {"dataset": "d", "split": split, "temperature": temperature, "top_k": 100, "truth": "oracle"}
+    path.write_text(json.dumps({"meta": meta, "systems": [{"name": name, "per_query_d_ndcg10": per_query}]}))
+    return path
+
+
+def test_compare_evals_pairs_systems_of_two_result_files(tmp_path, capsys):
+    import compare_evals
+
+    a = _results(tmp_path / "a.json", "sft:new", {"q1": 0.3, "q2": 0.2, "q3": 0.1, "only a": 1.0})
+    b = _results(tmp_path / "b.json", "sft:old", {"q1": 0.1, "q2": 0.1, "q3": 0.1, "only b": -1.0})
+    out = tmp_path / "cmp.json"
+    assert run_cli(compare_evals.main, [str(a), str(b), "--system-a", "sft:", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    stats = result["d_ndcg10"]
+    assert result["systems"] == ["sft:new", "sft:old"]
+    assert stats["n_queries"] == 3 and (stats["wins"], stats["losses"]) == (2, 0)  # only shared queries
+    assert stats["mean"] == pytest.approx(0.1)
+    assert stats["ci95"][0] <= stats["mean"] <= stats["ci95"][1] and stats["ci95"][0] >= 0.0
+    assert "| all | 3 | +0.100 |" in capsys.readouterr().out
+    levels = {"q1": "broad", "q2": "broad", "q3": "specific"}
+    by_level = compare_evals.compare(
+        json.loads(a.read_text())["systems"][0], json.loads(b.read_text())["systems"][0], levels
+    )["by_level"]
+    assert list(by_level) == ["specific", "broad"] and by_level["broad"]["mean"] == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize(
+    ("b_kwargs", "prefix", "message"),
+    [
+        ({"temperature": 0.9}, "", "meta field 'temperature'"),  # another protocol: not comparable
+        ({}, "leser:", "0 systems start with 'leser:'"),
+    ],
+)
+def test_compare_evals_refuses_mismatches_in_one_line(tmp_path, capsys, b_kwargs, prefix, message):
+    import compare_evals
+
+    a = _results(tmp_path / "a.json", "sft:a", {"q": 0.1})
+    b = _results(tmp_path / "b.json", "sft:b", {"q": 0.0}, **b_kwargs)
+    assert run_cli(compare_evals.main, [str(a), str(b), "--system-b", prefix]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "b.json" in err and "\n" not in err

@@ -11,6 +11,7 @@ from leser.distill.splits import (
     build_splits,
     cap_abstentions,
     last_stage_passed,
+    resolve_profile,
     split_queries,
 )
 from leser.prompts import PromptStats, prompt_length, prompt_sizing
@@ -224,3 +225,14 @@ def test_cap_abstentions(is_empty, share, kept_empty, dropped):
 def test_cap_abstentions_rejects_a_bad_share():
     with pytest.raises(ValueError, match="max_abstention_share"):
         cap_abstentions([], [], 0.0)
+
+
+def test_resolve_profile_overrides_only_the_abstention_cap():
+    assert resolve_profile("learn") == PROFILES["learn"]
+    uncapped = resolve_profile("learn", 1.0)
+    assert uncapped.max_abstention_share == 1.0 and PROFILES["learn"].max_abstention_share < 1.0
+    assert {k: v for k, v in vars(uncapped).items() if k != "max_abstention_share"} == {
+        k: v for k, v in vars(PROFILES["learn"]).items() if k != "max_abstention_share"
+    }
+    with pytest.raises(ValueError, match="--max-abstention-share"):
+        resolve_profile("learn", 1.5)

@@ -183,6 +183,16 @@ def cap_abstentions(rows: list[dict], is_empty: list[bool], share: float) -> tup
     return kept, len(rows) - len(kept)
 
 
+def resolve_profile(name: str, max_abstention_share: float | None = None) -> Profile:
+    """The named profile, with its SFT abstention cap replaced when `max_abstention_share` is given."""
+    profile = PROFILES[name]
+    if max_abstention_share is None:
+        return profile
+    if not 0.0 < max_abstention_share <= 1.0:
+        raise ValueError(f"--max-abstention-share must be in (0, 1], got {max_abstention_share}")
+    return dataclasses.replace(profile, max_abstention_share=max_abstention_share)
+
+
 def _write_jsonl(rows: list[dict], path: Path) -> None:
     with atomic_write_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
@@ -455,6 +465,13 @@ def build_parser() -> ArgumentParser:
         help="the backbone's tokenizer folder: prompts are sized exactly with its chat template to 2048 tokens "
         "(default: a chars/3 estimate of the contents plus a template margin; stats.json `prompt_sizing` says which)",
     )
+    p.add_argument(
+        "--max-abstention-share",
+        type=float,
+        default=None,
+        help="cap on empty answers among the SFT rows, in (0, 1]; 1.0 keeps the teacher's own mix "
+        "(default: the profile's)",
+    )
     p.add_argument("--seed", type=int, default=13)
     return p
 
@@ -463,12 +480,13 @@ def main(argv: list[str] | None = None) -> int:
     """Write the splits; bad input raises (run_cli turns it into one line and exit 2)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    profile = resolve_profile(args.profile, args.max_abstention_share)
     stats = build_splits(
         args.dataset,
         args.index,
         args.relevance,
         args.out,
-        PROFILES[args.profile],
+        profile,
         teacher_name=args.teacher,
         config_path=args.config,
         tokenizer_dir=args.tokenizer,
