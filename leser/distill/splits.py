@@ -86,7 +86,9 @@ PROFILES = {
     # gets hundreds of several-prompt steps on 2 CPU cores. 3 context items keep prompts short (GRPO's cost is
     # dominated by the tokens of prompt + completion), 600 SFT candidates give the warm-up enough distinct queries to
     # learn when to abstain, and 1,000 GRPO queries are never revisited within the run. 150 eval queries (the
-    # issue's protocol) and a disjoint 50-query probe for the curve of true NDCG over the GRPO steps.
+    # issue's protocol) and a disjoint 50-query probe for the curve of true NDCG over the GRPO steps. Abstentions
+    # capped at 35%: the teacher's own mix (51%) made a warm-up 0.038 NDCG@10 worse (paired, interval excluding 0;
+    # docs/experiment/sft_abstention_cap/), by copying its abstentions on queries the engine finds nothing for.
     "learn": Profile(
         "learn",
         sft_queries=600,
