@@ -25,6 +25,7 @@ Keys (defaults in :class:`Settings`)::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass, field, fields
@@ -135,10 +136,8 @@ def _check_types(data: dict, path: Path) -> None:
     types = {f.name: f.type for f in fields(Settings)}
     for key, value in data.items():
         if types[key] == "float" and isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):  # not a number: the type check below names the key
                 data[key] = value = float(value)
-            except ValueError:
-                pass
         check = _TYPE_CHECKS.get(types[key])
         if check and not check[0](value):
             raise ValueError(f"{path}: '{key}' must be {check[1]}, got {value!r}")

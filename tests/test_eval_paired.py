@@ -83,9 +83,13 @@ def test_paired_by_level_splits_the_same_differences_per_query_level():
     paired = paired_comparisons([report("sft:a", sft), report("leser:b", leser)], levels=levels)
     by_level = paired["leser-sft"]["by_level"]
     assert list(by_level) == ["broad", "problem"]  # the paper's level order; no shared query is specific
-    assert by_level["broad"]["n_queries"] == 4 and by_level["broad"]["d_ndcg10"]["mean"] == pytest.approx(-0.02)
+    assert by_level["broad"]["n_queries"] == 4 and by_level["broad"]["d_ndcg10"]["mean"] == pytest.approx(
+        -0.02
+    )
     assert by_level["broad"]["d_ndcg10"]["ci95"] == pytest.approx([-0.02, -0.02])  # identical differences
-    assert by_level["problem"]["n_queries"] == 2 and by_level["problem"]["d_ndcg10"]["mean"] == pytest.approx(0.2)
+    assert by_level["problem"]["n_queries"] == 2 and by_level["problem"]["d_ndcg10"]["mean"] == pytest.approx(
+        0.2
+    )
     low, high = by_level["problem"]["d_ndcg10"]["ci95"]
     assert 0.1 - 1e-9 <= low <= high <= 0.3 + 1e-9
     table = paired_table(paired)
