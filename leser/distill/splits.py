@@ -87,7 +87,7 @@ PROFILES = {
     # dominated by the tokens of prompt + completion), 600 SFT candidates give the warm-up enough distinct queries to
     # learn when to abstain, and 1,000 GRPO queries are never revisited within the run. 150 eval queries (the
     # issue's protocol) and a disjoint 50-query probe for the curve of true NDCG over the GRPO steps. Abstentions
-    # capped at 35%: the teacher's own mix (51%) made a warm-up 0.038 NDCG@10 worse (paired, interval excluding 0;
+    # capped at 35%: the teacher's own mix (51%) made a warm-up 0.032 NDCG@10 worse (paired, interval excluding 0;
     # docs/experiment/sft_abstention_cap/), by copying its abstentions on queries the engine finds nothing for.
     "learn": Profile(
         "learn",
