@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_prep.cli import ArgumentParser, run_cli  # noqa: E402
 from data_prep.formats import write_json  # noqa: E402
-from leser.evaluation.report import _level_order  # noqa: E402
-from search_sim.relevance.report import paired_bootstrap_ci  # noqa: E402
+from leser.evaluation.report import levels_in_order, paired_stats, per_query_differences  # noqa: E402
 
 PROTOCOL_FIELDS = ("dataset", "split", "temperature", "top_k", "truth")
 
@@ -46,22 +45,19 @@ def load_system(path: Path, prefix: str) -> tuple[dict, dict]:
 
 def compare(a: dict, b: dict, levels: dict[str, str] | None = None, seed: int = 0) -> dict:
     """Paired dNDCG@10 of system a - system b over their shared queries (overall and per level)."""
-    shared = [q for q in a["per_query_d_ndcg10"] if q in b["per_query_d_ndcg10"]]
+    shared, diffs = per_query_differences(a["per_query_d_ndcg10"], b["per_query_d_ndcg10"])
     if not shared:
         raise ValueError(f"{a['name']} and {b['name']} share no query")
-    diffs = np.array([a["per_query_d_ndcg10"][q] - b["per_query_d_ndcg10"][q] for q in shared])
 
     def stats(d: np.ndarray) -> dict:
-        low, high = paired_bootstrap_ci(d, seed=seed)
-        return {"n_queries": len(d), "mean": float(d.mean()), "ci95": [low, high],
-                "wins": int((d > 1e-12).sum()), "losses": int((d < -1e-12).sum())}  # fmt: skip
+        wins, losses = int((d > 1e-12).sum()), int((d < -1e-12).sum())
+        return {"n_queries": len(d), **paired_stats(d, seed), "wins": wins, "losses": losses}
 
     out = {"systems": [a["name"], b["name"]], "d_ndcg10": stats(diffs)}
     if levels:
         query_levels = np.array([levels.get(q) or "" for q in shared])
         out["by_level"] = {
-            level: stats(diffs[query_levels == level])
-            for level in sorted(set(query_levels) - {""}, key=_level_order)
+            level: stats(diffs[query_levels == level]) for level in levels_in_order(query_levels)
         }
     return out
 

@@ -99,9 +99,21 @@ PAIRS = (
 )
 
 
-def _paired_stats(diffs: np.ndarray, seed: int) -> dict:
+def paired_stats(diffs: np.ndarray, seed: int = 0) -> dict:
+    """Mean of per-query differences and its 95% paired bootstrap interval (queries resampled)."""
     low, high = paired_bootstrap_ci(diffs, seed=seed)
     return {"mean": float(diffs.mean()), "ci95": [low, high]}
+
+
+def per_query_differences(a: dict[str, float], b: dict[str, float]) -> tuple[list[str], np.ndarray]:
+    """(queries both systems answered, a - b per such query) of two per-query dNDCG@10 maps."""
+    shared = [q for q in a if q in b]
+    return shared, np.array([a[q] - b[q] for q in shared], dtype=np.float64)
+
+
+def levels_in_order(query_levels) -> list[str]:
+    """The distinct non-empty levels, in the paper's order (specific first, problem last)."""
+    return sorted({lv for lv in query_levels if lv}, key=_level_order)
 
 
 def paired_comparisons(
@@ -120,22 +132,21 @@ def paired_comparisons(
         if len(by_kind.get(a, ())) != 1 or len(by_kind.get(b, ())) != 1:
             continue
         ra, rb = by_kind[a][0], by_kind[b][0]
-        shared = [q for q in ra.per_query_d_ndcg10 if q in rb.per_query_d_ndcg10]
+        shared, diffs = per_query_differences(ra.per_query_d_ndcg10, rb.per_query_d_ndcg10)
         if not shared:
             continue
-        diffs = np.array([ra.per_query_d_ndcg10[q] - rb.per_query_d_ndcg10[q] for q in shared])
         out[f"{a}-{b}"] = {
             "systems": [ra.name, rb.name],
             "n_queries": len(shared),
             "wins": int((diffs > 1e-12).sum()),
             "losses": int((diffs < -1e-12).sum()),
-            "d_ndcg10": _paired_stats(diffs, seed),
+            "d_ndcg10": paired_stats(diffs, seed),
         }
         query_levels = [(levels or {}).get(q) for q in shared]
         if any(query_levels):
             out[f"{a}-{b}"]["by_level"] = {
-                level: {"n_queries": int(mask.sum()), "d_ndcg10": _paired_stats(diffs[mask], seed)}
-                for level in sorted({lv for lv in query_levels if lv}, key=_level_order)
+                level: {"n_queries": int(mask.sum()), "d_ndcg10": paired_stats(diffs[mask], seed)}
+                for level in levels_in_order(query_levels)
                 for mask in [np.array([lv == level for lv in query_levels])]
             }
     return out
