@@ -14,6 +14,12 @@ Option (ours, off by default: ``size_measure: relevance`` in LESER_CONFIG): Ret 
 items recalled, so recall that the judge finds irrelevant buys ~no reward (docs/experiment/gpu: with the paper's
 count, Eq. 1 paid 60% of the specific-query expansions without true gain more than abstaining).
 
+Option (ours, off by default: ``rel_measure: dcg`` in LESER_CONFIG): Rel is the judge's discounted cumulative gain
+of the top k in the evaluation's own form, ``sum_i (2^(4 s_i) - 1) / log2(i + 1)`` over the k positions (s_i the
+judge's score, i.e. its predicted grade / 4; an empty position gains 0), divided by that sum for k perfect items so
+Rel stays in [0, 1]. The paper's mean treats the 1st and the 10th item alike and averages a short ranking over the
+items it has, while the NDCG@10 we evaluate on weighs the top and counts an empty slot as a loss.
+
 Option (ours, off by default: ``expansion_cost: c`` in LESER_CONFIG): a valid answer with at least one expansion
 gets ``max(r(Y) - c, 0)``; abstaining (M = 0) keeps ``r(Y)``. Under Eq. 1 an expansion that recalls nothing new
 and only reorders q's top k scores ``1 + lambda +- the judge's noise``, a tie with abstaining that group-scaled
@@ -73,6 +79,16 @@ def mean_top_k_relevance(scores: Sequence[float], k: int) -> float:
     """
     top = np.clip(np.asarray(scores, dtype=np.float64)[:k], 0.0, 1.0)
     return float(top.mean()) if top.size else 0.0
+
+
+def dcg_top_k_relevance(scores: Sequence[float], k: int) -> float:
+    """Rel as a judged DCG@k (ours, ``rel_measure: dcg``): sum_{i<=k} (2^(4 s_i) - 1) / log2(i + 1), over the same
+    sum with every s_i = 1; s_i is the judge's score clipped to [0, 1] (its predicted grade / 4, so the gain is
+    NDCG's exponential gain of the predicted grade), and positions past the ranking's end gain 0. Range [0, 1]."""
+    top = np.clip(np.asarray(scores, dtype=np.float64)[:k], 0.0, 1.0)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    gains = np.power(2.0, 4.0 * top) - 1.0
+    return float(np.dot(gains, discounts[: top.size]) / (15.0 * discounts.sum()))
 
 
 def relevance_ratio(rel_y: float, rel_q: float, eps: float, rel_floor: float) -> float:
@@ -186,7 +202,8 @@ class LeserScorer:
         if not queries:
             return []
         scores = self._call("relevance scoring", self.judge.score_many, queries, item_lists)
-        rels = [mean_top_k_relevance(s, self.settings.k) for s in scores]
+        top_k_relevance = dcg_top_k_relevance if self.settings.rel_measure == "dcg" else mean_top_k_relevance
+        rels = [top_k_relevance(s, self.settings.k) for s in scores]
         if not all(math.isfinite(r) for r in rels):
             raise RewardBackendError(
                 f"relevance model returned non-finite scores for queries {queries[:3]}..."

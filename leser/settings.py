@@ -17,6 +17,7 @@ Keys (defaults in :class:`Settings`)::
     ret_floor: 1                           # guard of Eq. 2: Ret(q) is floored here
     size_ratio_cap: 10.0                   # guard of Eq. 2: r_size is capped here
     size_measure: count                    # what Ret counts: count (the paper) or relevance (ours; leser.reward)
+    rel_measure: mean                      # how Rel sums the top k: mean (the paper) or dcg (ours; leser.reward)
     expansion_cost: 0.0                    # charged once to an answer that expands (ours; 0 = the paper; leser.reward)
     retries: 3                             # backend retries before the run stops with RewardBackendError
     retry_wait_s: 1.0                      # first retry wait; doubles each retry
@@ -40,6 +41,7 @@ from search_sim.relevance import RelevanceModel
 
 ENV_VAR = "LESER_CONFIG"
 SIZE_MEASURES = ("count", "relevance")
+REL_MEASURES = ("mean", "dcg")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class Settings:
     # what Ret counts: "count" (the paper: unique recalled items) or "relevance" (ours, off by default: the sum of
     # the judge's scores over the recalled items, so items the judge finds irrelevant add ~nothing; see PAPER.md)
     size_measure: str = "count"
+    # how Rel sums the judge's scores of the top k: "mean" (the paper) or "dcg" (ours, off by default: the judge's
+    # predicted grade through the evaluation's NDCG gain and position discount; see PAPER.md)
+    rel_measure: str = "mean"
     # charged once to every valid answer with at least one expansion (ours, off by default: 0.0 is the paper's
     # Eq. 1): an expansion that only reorders q's results must beat abstaining by this much; see PAPER.md
     expansion_cost: float = 0.0
@@ -155,6 +160,7 @@ def _validate(settings: Settings, path: Path) -> None:
         "retry_wait_s": settings.retry_wait_s >= 0,
         "log_every_s": settings.log_every_s >= 0,
         "size_measure": settings.size_measure in SIZE_MEASURES,
+        "rel_measure": settings.rel_measure in REL_MEASURES,
         "expansion_cost": 0 <= settings.expansion_cost < math.inf,
     }
     for key, ok in checks.items():

@@ -12,11 +12,14 @@ level:
   pays more than abstaining (the incentive to expand where expanding does not help);
 - expanding beats abstaining: the share of valid expanding samples paid more than abstaining.
 
-The samples, the gate and the truth are the same for every variant; only the reward changes. Writes OUT/whatif.json
-and OUT/whatif.md.
+The samples, the gate and the truth are the same for every variant; only the reward changes. A variant may also
+swap the reward's judge for the oracle (`judge=oracle`: Rel scores are the true grade / 4, the judge's own target):
+what the reward's form would do with a perfect judge, which splits a low agreement into the judge's errors and the
+formula's. Writes OUT/whatif.json and OUT/whatif.md.
 
     python scripts/reward_whatif.py --completions docs/experiment/gpu/grpo_completions.jsonl.gz \\
-        --out runs/learn-1gpu/whatif --variant lambda0.02:lambda_size=0.02 --variant cap2:size_ratio_cap=2
+        --out runs/learn-1gpu/whatif --variant lambda0.02:lambda_size=0.02 --variant cap2:size_ratio_cap=2 \\
+        --variant oracle-judge:judge=oracle
 """
 
 from __future__ import annotations
@@ -39,9 +42,10 @@ from data_prep.cli import ArgumentParser, run_cli  # noqa: E402
 from leser.evaluation.harness import score_rankings  # noqa: E402
 from leser.prompts import format_completion  # noqa: E402
 from leser.reward import LeserScorer  # noqa: E402
-from leser.settings import SIZE_MEASURES  # noqa: E402
+from leser.settings import REL_MEASURES, SIZE_MEASURES  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+BOOTSTRAP_RESAMPLES = 2000
 SETTING_KEYS = {
     "lambda_size": float,
     "size_ratio_cap": float,
@@ -49,8 +53,13 @@ SETTING_KEYS = {
     "ret_floor": int,
     "eps": float,
     "size_measure": str,
+    "rel_measure": str,
     "expansion_cost": float,
 }
+JUDGES = (
+    "model",
+    "oracle",
+)  # `judge=`: the run's relevance model (LESER_CONFIG) or the synthetic oracle's grades
 DEFAULT_VARIANTS = (
     "lambda0.05:lambda_size=0.05",
     "lambda0.02:lambda_size=0.02",
@@ -59,11 +68,17 @@ DEFAULT_VARIANTS = (
     "relevant-recall:size_measure=relevance",
     "cost0.05:expansion_cost=0.05",
     "cost0.1:expansion_cost=0.1",
+    "dcg:rel_measure=dcg",
+    "dcg-lambda0:rel_measure=dcg,lambda_size=0",
+    "dcg-cost0.05:rel_measure=dcg,expansion_cost=0.05",
+    "oracle-judge:judge=oracle",
+    "oracle-judge-lambda0:judge=oracle,lambda_size=0",
 )
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    """`NAME:key=value[,key=value]` -> (NAME, {key: value}); keys are the reward's Settings fields above."""
+    """`NAME:key=value[,key=value]` -> (NAME, {key: value}); keys are the reward's Settings fields above, or
+    `judge` (one of JUDGES)."""
     name, sep, body = text.partition(":")
     if not sep or not name or not body:
         raise ValueError(f"--variant {text!r}: expected NAME:key=value[,key=value]")
@@ -71,10 +86,17 @@ def parse_variant(text: str) -> tuple[str, dict]:
     for part in body.split(","):
         key, sep, value = part.partition("=")
         key = key.strip()
+        if sep and key == "judge":
+            if value not in JUDGES:
+                raise ValueError(f"--variant {text!r}: judge must be one of {list(JUDGES)}")
+            overrides[key] = value
+            continue
         if not sep or key not in SETTING_KEYS:
-            raise ValueError(f"--variant {text!r}: {key!r} is not one of {sorted(SETTING_KEYS)}")
+            raise ValueError(f"--variant {text!r}: {key!r} is not one of {sorted([*SETTING_KEYS, 'judge'])}")
         if key == "size_measure" and value not in SIZE_MEASURES:
             raise ValueError(f"--variant {text!r}: size_measure must be one of {list(SIZE_MEASURES)}")
+        if key == "rel_measure" and value not in REL_MEASURES:
+            raise ValueError(f"--variant {text!r}: rel_measure must be one of {list(REL_MEASURES)}")
         try:
             overrides[key] = SETTING_KEYS[key](value)
         except ValueError:
@@ -82,10 +104,27 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, overrides
 
 
-def pairwise_agreement(groups: list[list[int]], reward: np.ndarray, truth: np.ndarray) -> tuple[float, int]:
-    """(share of within-group pairs with different truth that the reward orders the same way, ties = 1/2; pairs)."""
-    score, pairs = 0.0, 0
-    for idx in groups:
+class OracleAsJudge:
+    """The reward's judge interface (``score_many``) on the synthetic oracle: true grade / 4, the scale the relevance
+    model is trained to predict."""
+
+    def __init__(self, oracle):
+        self.oracle = oracle
+
+    def score_many(self, queries, item_id_lists) -> list[np.ndarray]:
+        return [
+            np.asarray(self.oracle.grade(q, list(ids)), dtype=np.float64) / 4.0 if len(ids) else np.zeros(0)
+            for q, ids in zip(queries, item_id_lists, strict=True)
+        ]
+
+
+def group_agreement(
+    groups: list[list[int]], reward: np.ndarray, truth: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: (concordant pairs, ties counting 1/2; pairs whose truth differs). Pooled over groups, their ratio
+    is the pairwise agreement."""
+    scores, pairs = np.zeros(len(groups)), np.zeros(len(groups), dtype=np.int64)
+    for n, idx in enumerate(groups):
         for a in range(len(idx)):
             for b in range(a + 1, len(idx)):
                 i, j = idx[a], idx[b]
@@ -93,17 +132,47 @@ def pairwise_agreement(groups: list[list[int]], reward: np.ndarray, truth: np.nd
                 if abs(dt) <= 1e-9:
                     continue
                 dr = reward[i] - reward[j]
-                pairs += 1
-                score += 0.5 if abs(dr) <= 1e-9 else float(np.sign(dr) == np.sign(dt))
-    return (score / pairs if pairs else math.nan), pairs
+                pairs[n] += 1
+                scores[n] += 0.5 if abs(dr) <= 1e-9 else float(np.sign(dr) == np.sign(dt))
+    return scores, pairs
+
+
+def pairwise_agreement(groups: list[list[int]], reward: np.ndarray, truth: np.ndarray) -> tuple[float, int]:
+    """(share of within-group pairs with different truth that the reward orders the same way, ties = 1/2; pairs)."""
+    scores, pairs = group_agreement(groups, reward, truth)
+    total = int(pairs.sum())
+    return (float(scores.sum()) / total if total else math.nan), total
+
+
+def agreement_gain_interval(
+    groups: list[list[int]],
+    reward: np.ndarray,
+    base_reward: np.ndarray,
+    truth: np.ndarray,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict:
+    """Agreement of ``reward`` minus that of ``base_reward`` on the same pairs, with a 95% interval from a paired
+    bootstrap over groups (a group's pairs share one prompt, so groups, not pairs, are the independent units)."""
+    scores, pairs = group_agreement(groups, reward, truth)
+    base_scores, _ = group_agreement(groups, base_reward, truth)
+    if pairs.sum() == 0:
+        return {"mean": math.nan, "ci95": [math.nan, math.nan]}
+    draws = np.random.default_rng(seed).integers(0, len(groups), size=(resamples, len(groups)))
+    drawn_pairs = pairs[draws].sum(axis=1)
+    ok = drawn_pairs > 0
+    gains = (scores[draws].sum(axis=1)[ok] - base_scores[draws].sum(axis=1)[ok]) / drawn_pairs[ok]
+    lo, hi = np.percentile(gains, [2.5, 97.5])
+    return {"mean": float((scores.sum() - base_scores.sum()) / pairs.sum()), "ci95": [float(lo), float(hi)]}
 
 
 def share(mask: np.ndarray, among: np.ndarray) -> float:
     return float(mask[among].mean()) if among.any() else math.nan
 
 
-def measure(levels, groups, truth, expanding, reward, abstain_reward) -> dict:
-    """Per level and "all": pairwise agreement, and how often the reward pays expanding over abstaining."""
+def measure(levels, groups, truth, expanding, reward, abstain_reward, paper_reward) -> dict:
+    """Per level and "all": pairwise agreement (and its gain over the paper's reward, with a paired bootstrap 95%
+    interval over groups), and how often the reward pays expanding over abstaining."""
     out = {}
     for level in (*LEVELS, "all"):
         in_level = np.array([level == "all" or lv == level for lv in levels])
@@ -117,6 +186,7 @@ def measure(levels, groups, truth, expanding, reward, abstain_reward) -> dict:
             "samples": int(in_level.sum()),
             "pairs": pairs,
             "pairwise_agreement": agreement,
+            "agreement_minus_paper": agreement_gain_interval(level_groups, reward, paper_reward, truth),
             "expanding_beats_abstain": share(beats, exp),
             "rewarded_without_true_gain": share(beats, exp & (truth <= 1e-9)),
             "expanding_without_true_gain": share(truth <= 1e-9, exp),
@@ -172,7 +242,26 @@ def markdown(result: dict) -> str:
             f"{lv} {d['pairs']}" for lv, d in next(iter(result["variants"].values()))["per_level"].items()
         )
         + ".",
+        "",
+        "Agreement minus the paper's reward's on the same pairs, percentage points, with a 95% interval (paired "
+        f"bootstrap over groups, {BOOTSTRAP_RESAMPLES:,} resamples):",
+        "",
+        "| variant | " + " | ".join((*LEVELS, "all")) + " |",
+        "|---|" + "---|" * (len(LEVELS) + 1),
     ]
+
+    def gain(d):
+        g = d["agreement_minus_paper"]
+        if math.isnan(g["mean"]):
+            return "-"
+        lo, hi = g["ci95"]
+        return f"{100 * g['mean']:+.0f} [{100 * lo:+.0f}, {100 * hi:+.0f}]"
+
+    for name, variant in list(result["variants"].items())[1:]:
+        cells = [
+            gain(variant["per_level"][lv]) if lv in variant["per_level"] else "-" for lv in (*LEVELS, "all")
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -186,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         help="NAME:key=value[,key=value] over the reward settings (lambda_size, size_ratio_cap, rel_floor, "
-        f"ret_floor, eps, size_measure, expansion_cost); repeatable; default: {' '.join(DEFAULT_VARIANTS)}",
+        f"ret_floor, eps, size_measure, rel_measure, expansion_cost) or judge=model|oracle; repeatable; default: {' '.join(DEFAULT_VARIANTS)}",
     )
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
@@ -229,16 +318,19 @@ def main(argv: list[str] | None = None) -> int:
         "groups": len(groups),
         "variants": {},
     }
+    paper_reward = None
     for name, overrides in {"paper": {}, **variants}.items():
-        settings = dataclasses.replace(base, **overrides)
-        variant_scorer = LeserScorer(engine, judge, settings)
+        settings = dataclasses.replace(base, **{k: v for k, v in overrides.items() if k != "judge"})
+        variant_judge = OracleAsJudge(oracle) if overrides.get("judge") == "oracle" else judge
+        variant_scorer = LeserScorer(engine, variant_judge, settings)
         reward = np.array([b.reward for b in variant_scorer.score_batch(queries, completions)])
         abstain_of = dict(zip(distinct_q, (b.reward for b in variant_scorer.score_batch(
             distinct_q, [format_completion("", [])] * len(distinct_q))), strict=True))  # fmt: skip
         abstain = np.array([abstain_of[q] for q in queries])
+        paper_reward = reward if paper_reward is None else paper_reward
         result["variants"][name] = {
             "overrides": overrides,
-            "per_level": measure(levels, groups, truth, expanding, reward, abstain),
+            "per_level": measure(levels, groups, truth, expanding, reward, abstain, paper_reward),
         }
     text = markdown(result)
     write_report(args.out, "whatif", result, text)

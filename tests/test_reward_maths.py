@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leser.reward import charge_expansion, combined_reward, mean_top_k_relevance, relevance_ratio, size_ratio
+from leser.reward import (
+    charge_expansion,
+    combined_reward,
+    dcg_top_k_relevance,
+    mean_top_k_relevance,
+    relevance_ratio,
+    size_ratio,
+)
 from leser.settings import load_settings
 
 EPS = 1e-4
@@ -31,6 +38,41 @@ EPS = 1e-4
 )
 def test_mean_top_k_relevance(scores, k, expected):
     assert mean_top_k_relevance(scores, k) == pytest.approx(expected)
+
+
+IDEAL_DCG_10 = 15 * sum(1 / math.log2(i + 2) for i in range(10))
+
+
+@pytest.mark.parametrize(
+    ("scores", "k", "expected"),
+    [
+        # k perfect items: 1; nothing retrieved: 0
+        ([1.0] * 10, 10, 1.0),
+        ([], 10, 0.0),
+        # one perfect item on top of a ranking of 10 slots: its gain 15 / log2(2), over the ideal's
+        ([1.0], 10, 15 / IDEAL_DCG_10),
+        # the same item second: discounted by log2(3); a half score (grade 2) gains 2^2 - 1 = 3
+        ([0.0, 1.0], 10, 15 / math.log2(3) / IDEAL_DCG_10),
+        ([0.5], 10, 3 / IDEAL_DCG_10),
+        # judge overshoot clipped, and only the first k count
+        ([1.4, -0.3, 1.0], 2, 15 / (15 + 15 / math.log2(3))),
+    ],
+)
+def test_dcg_top_k_relevance(scores, k, expected):
+    assert dcg_top_k_relevance(scores, k) == pytest.approx(expected)
+
+
+def test_dcg_relevance_weighs_the_top_and_counts_empty_slots_unlike_the_mean():
+    assert mean_top_k_relevance([1.0, 0.0], 10) == mean_top_k_relevance([0.0, 1.0], 10)
+    assert dcg_top_k_relevance([1.0, 0.0], 10) > dcg_top_k_relevance([0.0, 1.0], 10)
+    # one perfect item alone: the mean says 1.0 (a full ranking of perfect items), the DCG form says 10 slots
+    # hold one relevant item
+    assert mean_top_k_relevance([1.0], 10) == 1.0 and dcg_top_k_relevance([1.0], 10) < 0.25
+
+
+@given(st.lists(st.floats(-1, 2, allow_nan=False), max_size=15), st.integers(1, 12))
+def test_dcg_relevance_in_unit_range(scores, k):
+    assert 0.0 <= dcg_top_k_relevance(scores, k) <= 1.0 + 1e-12
 
 
 @pytest.mark.parametrize(
@@ -147,6 +189,16 @@ def test_cost_config_differs_from_the_paper_config_only_in_expansion_cost():
     assert dataclasses.replace(cost, expansion_cost=0.0, rules_path=paper.rules_path) == paper
 
 
+def test_dcg_cost_config_differs_from_the_paper_config_only_in_rel_measure_and_expansion_cost():
+    paper = load_settings(os.path.join("configs", "leser.synth.yaml"))
+    aligned = load_settings(os.path.join("configs", "leser.synth.dcg_cost.yaml"))
+    assert (paper.rel_measure, aligned.rel_measure, aligned.expansion_cost) == ("mean", "dcg", 0.05)
+    restored = dataclasses.replace(
+        aligned, rel_measure="mean", expansion_cost=0.0, rules_path=paper.rules_path
+    )
+    assert restored == paper
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
@@ -160,6 +212,7 @@ def test_cost_config_differs_from_the_paper_config_only_in_expansion_cost():
         ("search: http://127.0.0.1:8765\nrelevance: rel\n", "relevance: service"),
         # the cost of expanding cannot be negative, and a number must be a number
         ("search: a\nrelevance: b\nexpansion_cost: -0.1\n", "'expansion_cost' out of range"),
+        ("search: a\nrelevance: b\nrel_measure: ndcg\n", "'rel_measure' out of range"),
         ("search: a\nrelevance: b\nlambda_size: abc\n", "'lambda_size' must be a number, got 'abc'"),
         ("search: a\nrelevance: b\nk: 2.5\n", "'k' must be an integer"),
     ],

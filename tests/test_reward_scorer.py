@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leser.reward import LeserScorer, RewardBackendError
+from leser.reward import LeserScorer, RewardBackendError, dcg_top_k_relevance
 from leser.settings import load_settings, open_backend
 from search_sim import open_engine
 from tests.fixtures_reward import free_port, write_settings
@@ -202,6 +202,30 @@ def test_expansion_cost_is_charged_once_to_answers_that_expand(scorer, reward_ti
                                                         paper[2].reward])  # fmt: skip
     # the parts of Eq. 1 are reported unchanged
     assert [(c.rel_ratio, c.size_ratio) for c in costed] == [(p.rel_ratio, p.size_ratio) for p in paper]
+
+
+def test_dcg_rel_measure_scores_the_judged_dcg_of_the_same_rankings(scorer, reward_tiny_backend, tmp_path):
+    b = reward_tiny_backend
+    path = write_settings(tmp_path / "s.yaml", str(b / "index"), str(b / "relevance"), rel_measure="dcg")
+    settings_ = load_settings(path)
+    dcg_scorer = LeserScorer(*open_backend(settings_), settings_)
+    texts = [completion("vertical mouse", "trackball"), completion()]
+    paper = scorer.score_batch(["ergonomic mouse"] * 2, texts)
+    by_dcg = dcg_scorer.score_batch(["ergonomic mouse"] * 2, texts)
+    # the same ranking as the paper's Rel, each item's score through the DCG form, in the engine's order
+    [ranked_q] = dcg_scorer.engine.search_many(["ergonomic mouse"], k=10)
+    [merged] = dcg_scorer.engine.merged_many([["ergonomic mouse", "vertical mouse", "trackball"]], k=10,
+                                             policy=settings_.merge_policy)  # fmt: skip
+    judge = dcg_scorer.judge.score_many
+    rel_q = dcg_top_k_relevance(judge(["ergonomic mouse"], [list(ranked_q.item_ids[:10])])[0], 10)
+    rel_y = dcg_top_k_relevance(judge(["ergonomic mouse"], [list(merged.item_ids[:10])])[0], 10)
+    assert (by_dcg[0].rel_q, by_dcg[0].rel_y) == (pytest.approx(rel_q), pytest.approx(rel_y))
+    assert by_dcg[0].rel_y != pytest.approx(paper[0].rel_y)
+    assert by_dcg[0].reward == pytest.approx(
+        rel_y / (max(rel_q, REL_FLOOR) + EPS) + LAM * 4 / (3 + EPS), rel=1e-6
+    )
+    # the size term and the gate do not change
+    assert [x.size_ratio for x in by_dcg] == pytest.approx([x.size_ratio for x in paper])
 
 
 @pytest.fixture(scope="module")
