@@ -159,7 +159,8 @@ grpo: | $(SPLITS)/sft.jsonl  ## GRPO with the LESER reward: swift rlhf recipes/B
 	@test -n "$(GRPO_MODEL)$(filter no_warmup,$(GRPO_VARIANT))" || \
 		{ echo "error: no SFT checkpoint under $(RUN_DIR)/sft: run 'make sft' first or pass MODEL=..."; exit 1; }
 	@echo "== [grpo] $(GRPO_RECIPE) from $(or $(GRPO_RESUME),$(GRPO_MODEL),the recipe's base model) -> $(RUN_DIR)/grpo"
-	$(SWIFT) rlhf $(GRPO_RECIPE) --output_dir $(RUN_DIR)/grpo --dataset $(SPLITS)/grpo.jsonl \
+	LESER_STOP_FILE=$(RUN_DIR)/grpo/STOP $(SWIFT) rlhf $(GRPO_RECIPE) --output_dir $(RUN_DIR)/grpo \
+		--dataset $(SPLITS)/grpo.jsonl \
 		$(if $(GRPO_MODEL),--model $(GRPO_MODEL)) $(STEP_ARGS) \
 		$(if $(GRPO_RESUME),--resume_from_checkpoint $(GRPO_RESUME) --resume_only_model true) $(SWIFT_ARGS)
 	$(PY) scripts/latest_checkpoint.py $(RUN_DIR)/grpo --link $(RUN_DIR)/grpo/last
@@ -207,6 +208,8 @@ demo:  ## CPU demo: setup, data, index, relevance, splits, SFT, GRPO, evaluation
 # reward diagnosis. Each stage is skipped when its output exists, and GRPO resumes from its newest checkpoint, so
 # after an interruption the same command continues. Run it in the background:
 #   nohup make experiment > runs/learn/experiment.log 2>&1 &    (tail -f runs/learn/experiment.log)
+# Stop GRPO early with a checkpoint at the current step: touch runs/learn/grpo/STOP (the next step end saves and
+# stops; `make experiment` then goes on to the probe and the evaluation of that checkpoint).
 # Results: runs/learn/{probe,diagnosis}/, runs/eval/learn/results.{md,json,png}; committed copies in docs/experiment/.
 LEARN_EVAL := EVAL_RUNS=3 EVAL_SYSTEMS=none,rules,sft:runs/learn/sft/last,leser:runs/learn/grpo/last \
 	EVAL_ARGS="--max-new-tokens 192 --batch-size 25"

@@ -1,5 +1,6 @@
 """The leser_time_budget callback: a run with LESER_TIME_BUDGET_S stops and saves at the first step end past the
-budget, counted from the first step; without the variable it never interferes."""
+budget, counted from the first step, and one with LESER_STOP_FILE at the first step end that finds the file;
+without the variables it never interferes."""
 
 import pytest
 from transformers import TrainerControl
@@ -44,8 +45,37 @@ def test_budget_stops_and_saves_after_the_step_that_crosses_it(callbacks_module,
     assert control.should_save and control.should_training_stop
 
 
+def test_stop_file_stops_and_saves_at_the_next_step_end_and_is_removed(
+    callbacks_module, monkeypatch, tmp_path
+):
+    monkeypatch.delenv("LESER_TIME_BUDGET_S", raising=False)
+    stop = tmp_path / "STOP"
+    monkeypatch.setenv("LESER_STOP_FILE", str(stop))
+    clock = FakeClock()
+    callback = callbacks_module.TimeBudgetCallback(None, None, clock=clock)
+    control = TrainerControl()
+    for _ in range(3):  # no file: the run goes on
+        control = callback.on_step_end(None, None, control)
+    assert not control.should_training_stop and not control.should_save
+    stop.touch()
+    control = callback.on_step_end(None, None, control)
+    assert control.should_save and control.should_training_stop
+    assert not stop.exists()  # a resume is not stopped again by the same file
+
+
+def test_a_stop_file_older_than_the_run_is_removed_not_obeyed(callbacks_module, monkeypatch, tmp_path):
+    stop = tmp_path / "STOP"
+    stop.touch()
+    monkeypatch.setenv("LESER_STOP_FILE", str(stop))
+    callback = callbacks_module.TimeBudgetCallback(None, None, clock=FakeClock())
+    assert not stop.exists()
+    control = callback.on_step_end(None, None, TrainerControl())
+    assert not control.should_training_stop
+
+
 def test_no_budget_never_stops(callbacks_module, monkeypatch):
     monkeypatch.delenv("LESER_TIME_BUDGET_S", raising=False)
+    monkeypatch.delenv("LESER_STOP_FILE", raising=False)
     clock = FakeClock()
     callback = callbacks_module.TimeBudgetCallback(None, None, clock=clock)
     steps, control = run_steps(callback, clock, [1e6] * 5)
