@@ -137,8 +137,10 @@ def test_make_grpo_passes_model_steps_and_extra_args():
     # on a fresh clone the dry run also lists the data chain (whose synth command has its own --seed 7):
     # look only at the swift command line
     commands = out.replace("\\\n", " ").splitlines()  # join make's backslash-continued lines
-    swift_line = next(line for line in commands if line.startswith(".venv/bin/swift rlhf"))
-    assert swift_line.startswith(".venv/bin/swift rlhf recipes/Llama-3.2-3B-Instruct/grpo/paper.yaml")
+    swift_line = next(line for line in commands if ".venv/bin/swift rlhf" in line)
+    # the stop file of the leser_time_budget callback sits in the run's GRPO folder (touch it to save and stop)
+    assert swift_line.startswith("LESER_STOP_FILE=runs/paper/grpo/STOP .venv/bin/swift rlhf ")
+    assert ".venv/bin/swift rlhf recipes/Llama-3.2-3B-Instruct/grpo/paper.yaml" in swift_line
     assert (
         "--model /ckpt/x" in swift_line
         and "--max_steps 2" in swift_line
