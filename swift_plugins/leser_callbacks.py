@@ -10,7 +10,8 @@ logs and ``make grpo RESUME=1`` work as after any other stop. The stop file is r
 resume runs on; one found when the trainer is built is an earlier run's and is removed too. Without either
 variable the callback does nothing. The budget serves the one-GPU learning experiment (``scripts/gpu/learn_1gpu.sh``),
 whose machine is lent for a fixed number of minutes; the stop file a long CPU run in the background
-(``touch runs/learn/grpo/STOP``).
+(``touch runs/learn/grpo/STOP``). Both are for single-process runs (the CPU and one-GPU recipes load it): with
+several ranks each would see the clock or the file at its own moment and stop at a different step.
 """
 
 from __future__ import annotations
