@@ -49,6 +49,7 @@ import numpy as np
 
 from leser.gate import Gate, GateResult
 from leser.settings import Settings
+from search_sim.relevance.report import dcg
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +86,8 @@ def dcg_top_k_relevance(scores: Sequence[float], k: int) -> float:
     """Rel as a judged DCG@k (ours, ``rel_measure: dcg``): sum_{i<=k} (2^(4 s_i) - 1) / log2(i + 1), over the same
     sum with every s_i = 1; s_i is the judge's score clipped to [0, 1] (its predicted grade / 4, so the gain is
     NDCG's exponential gain of the predicted grade), and positions past the ranking's end gain 0. Range [0, 1]."""
-    top = np.clip(np.asarray(scores, dtype=np.float64)[:k], 0.0, 1.0)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    gains = np.power(2.0, 4.0 * top) - 1.0
-    return float(np.dot(gains, discounts[: top.size]) / (15.0 * discounts.sum()))
+    predicted_grades = 4.0 * np.clip(np.asarray(scores, dtype=np.float64)[:k], 0.0, 1.0)
+    return dcg(predicted_grades, k) / dcg(np.full(k, 4.0), k)
 
 
 def relevance_ratio(rel_y: float, rel_q: float, eps: float, rel_floor: float) -> float:

@@ -43,9 +43,9 @@ from leser.evaluation.harness import score_rankings  # noqa: E402
 from leser.prompts import format_completion  # noqa: E402
 from leser.reward import LeserScorer  # noqa: E402
 from leser.settings import REL_MEASURES, SIZE_MEASURES  # noqa: E402
+from search_sim.relevance.report import BOOTSTRAP_RESAMPLES  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-BOOTSTRAP_RESAMPLES = 2000
 SETTING_KEYS = {
     "lambda_size": float,
     "size_ratio_cap": float,
