@@ -155,12 +155,21 @@ GRPO_MODEL = $(or $(MODEL),$(if $(filter no_warmup,$(GRPO_VARIANT)),,$(shell $(P
 # skipped to that step; AdamW restarts, as the recipes save weights only). Without a checkpoint it starts afresh.
 GRPO_RESUME = $(if $(RESUME),$(shell $(PY) scripts/latest_checkpoint.py $(RUN_DIR)/grpo 2>/dev/null))
 
-grpo: | $(SPLITS)/sft.jsonl  ## GRPO with the LESER reward: swift rlhf recipes/BACKBONE/grpo/GRPO_VARIANT.yaml
+# GRPO_PROMPTS=low_recall: GRPO only on the prompts whose query alone recalls nothing (null-result queries, where
+# abstaining scores 0 and the reward separates expansions; scripts/select_grpo_prompts.py, README "GRPO where
+# expanding matters"). Default: every prompt of the GRPO split, as the paper.
+GRPO_PROMPTS ?= all
+GRPO_DATA = $(SPLITS)/$(if $(filter low_recall,$(GRPO_PROMPTS)),grpo_low_recall,grpo).jsonl
+
+$(SPLITS)/grpo_low_recall.jsonl: | $(SPLITS)/sft.jsonl
+	$(PY) scripts/select_grpo_prompts.py --split $(SPLITS)/grpo.jsonl --max-recall 0 --out $@
+
+grpo: | $(SPLITS)/sft.jsonl $(filter %_low_recall.jsonl,$(GRPO_DATA))  ## GRPO with the LESER reward: swift rlhf recipes/BACKBONE/grpo/GRPO_VARIANT.yaml
 	@test -n "$(GRPO_MODEL)$(filter no_warmup,$(GRPO_VARIANT))" || \
 		{ echo "error: no SFT checkpoint under $(RUN_DIR)/sft: run 'make sft' first or pass MODEL=..."; exit 1; }
 	@echo "== [grpo] $(GRPO_RECIPE) from $(or $(GRPO_RESUME),$(GRPO_MODEL),the recipe's base model) -> $(RUN_DIR)/grpo"
 	LESER_STOP_FILE=$(RUN_DIR)/grpo/STOP $(SWIFT) rlhf $(GRPO_RECIPE) --output_dir $(RUN_DIR)/grpo \
-		--dataset $(SPLITS)/grpo.jsonl \
+		--dataset $(GRPO_DATA) \
 		$(if $(GRPO_MODEL),--model $(GRPO_MODEL)) $(STEP_ARGS) \
 		$(if $(GRPO_RESUME),--resume_from_checkpoint $(GRPO_RESUME) --resume_only_model true) $(SWIFT_ARGS)
 	$(PY) scripts/latest_checkpoint.py $(RUN_DIR)/grpo --link $(RUN_DIR)/grpo/last

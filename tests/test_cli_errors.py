@@ -217,6 +217,16 @@ CASES = [
          "--variant", "small:lambda=0.1"],
         "'lambda' is not one of",
     ),
+    (
+        "select_prompts_missing_split",
+        [sys.executable, str(SCRIPTS / "select_grpo_prompts.py"), "--split", "nothere", "--out", "s.jsonl"],
+        "nothere: no such split",
+    ),
+    (
+        "select_prompts_bad_split",
+        [sys.executable, str(SCRIPTS / "select_grpo_prompts.py"), "--split", "bad.jsonl", "--out", "s.jsonl"],
+        "bad.jsonl:1",
+    ),
 ]  # fmt: skip
 
 

@@ -123,3 +123,32 @@ def test_make_eval_adds_the_sft_llm_baseline_only_once_it_is_trained(tmp_path):
     after = systems()
     assert f"sftllm:{run_dir}/sft_llm/last" in after
     assert [s for s in after if not s.startswith("sftllm:")] == before
+
+
+def test_make_grpo_low_recall_selects_the_null_result_prompts_first(tmp_path):
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / "sft.jsonl").write_text("")
+    variables = (f"SPLITS={splits}", f"RUN_DIR={tmp_path / 'runs'}", "PROFILE=cpu", f"MODEL={tmp_path}")
+
+    def commands(*extra: str) -> list[list[str]]:
+        return [
+            line.split() for line in dry_run("grpo", *variables, *extra).replace("\\\n", " ").splitlines()
+        ]
+
+    def dataset(cmds) -> str:
+        swift = next(c for c in cmds if "rlhf" in c)
+        return swift[swift.index("--dataset") + 1]
+
+    default = commands()
+    assert dataset(default) == f"{splits}/grpo.jsonl"
+    assert not any("scripts/select_grpo_prompts.py" in c for c in default)
+    low = commands("GRPO_PROMPTS=low_recall")
+    assert dataset(low) == f"{splits}/grpo_low_recall.jsonl"
+    select = next(i for i, c in enumerate(low) if "scripts/select_grpo_prompts.py" in c)
+    assert low[select][-6:] == ["--split", f"{splits}/grpo.jsonl", "--max-recall", "0", "--out",
+                                f"{splits}/grpo_low_recall.jsonl"]  # fmt: skip
+    assert select < next(i for i, c in enumerate(low) if "rlhf" in c)
+    # once selected, the split is reused
+    (splits / "grpo_low_recall.jsonl").write_text("")
+    assert not any("scripts/select_grpo_prompts.py" in c for c in commands("GRPO_PROMPTS=low_recall"))
