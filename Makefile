@@ -187,9 +187,11 @@ eval: | $(SPLITS)/sft.jsonl  ## Table 2 evaluation of the baselines and RUN_DIR'
 # for GRPO_BUDGET_S seconds (a callback saves and stops), then the probe curve and the 150 x 3 evaluation with
 # paired intervals; CPU-side work runs beside the GPU work. Results: runs/eval/learn-1gpu/, runs/learn-1gpu/.
 GRPO_BUDGET_S ?= 1800
+experiment-1gpu: PROFILE := learn
 experiment-1gpu:  ## learning experiment on one GPU (scripts/gpu/learn_1gpu.sh): GRPO for GRPO_BUDGET_S s, eval 150 x 3
 	$(MAKE) --no-print-directory data PROFILE=learn
-	PY=$(PY) GRPO_BUDGET_S=$(GRPO_BUDGET_S) bash scripts/gpu/learn_1gpu.sh
+	$(if $(filter low_recall,$(GRPO_PROMPTS)),$(MAKE) --no-print-directory $(GRPO_DATA) PROFILE=learn)
+	PY=$(PY) GRPO_BUDGET_S=$(GRPO_BUDGET_S) GRPO_SPLIT=$(GRPO_DATA) bash scripts/gpu/learn_1gpu.sh
 
 # The whole method on CPU, one command: each stage prints a "== [stage]" line and its own progress bars.
 # The demo's evaluation is smaller than the paper's protocol (5 runs over every eval query) to fit ~30 minutes on 2
@@ -234,7 +236,7 @@ experiment:  ## learning experiment on CPU (~4.5 h): learn SFT (3 epochs) + GRPO
 		--split $(DATA)/splits_learn/probe.jsonl --out runs/learn/probe --every 25 && \
 	$(MAKE) --no-print-directory eval PROFILE=learn $(LEARN_EVAL) && \
 	echo "== [diagnosis] reward landscape and GRPO behaviour -> runs/learn/diagnosis" && \
-	$(PY) scripts/diagnose_reward.py --split $(DATA)/splits_learn/grpo.jsonl --grpo runs/learn/grpo \
+	$(PY) scripts/diagnose_reward.py --split $(GRPO_DATA) --grpo runs/learn/grpo \
 		--out runs/learn/diagnosis > /dev/null && \
 	echo "== [experiment] done in $$(( ($$(date +%s) - start) / 60 )) min: runs/eval/learn/results.md"
 

@@ -14,7 +14,8 @@
 # Settings (environment): PY (python with the project's packages; default .venv/bin/python, else python3), SWIFT
 # (default "$PY -m swift.cli.main"), RUN (runs/learn-1gpu), EVAL_OUT (runs/eval/learn-1gpu), GRPO_BUDGET_S (1800),
 # EVAL_RUNS (3), EVAL_BATCH (75), PROBE_EVERY (20), CPU_THREADS (threads of each CPU-side job, 4), SPLITS
-# (artifacts/synth/splits_learn), and more arguments appended last (they win): SFT_ARGS and GRPO_ARGS for ms-swift
+# (artifacts/synth/splits_learn), GRPO_SPLIT (the prompts GRPO trains on, $SPLITS/grpo.jsonl; `make experiment-1gpu
+# GRPO_PROMPTS=low_recall` passes the null-result ones), and more arguments appended last (they win): SFT_ARGS and GRPO_ARGS for ms-swift
 # (e.g. GRPO_ARGS="--learning_rate 2e-6"), EVAL_ARGS for every `python -m leser.evaluation` call. LESER_CONFIG
 # (configs/leser.synth.yaml, the paper's reward) is the reward GRPO trains with and the diagnosis describes, e.g.
 # configs/leser.synth.cost.yaml for the option expansion_cost; the what-if always starts from the paper's.
@@ -35,10 +36,11 @@ PROBE_EVERY=${PROBE_EVERY:-20}
 CPU_THREADS=${CPU_THREADS:-4}
 DATA=artifacts/synth
 SPLITS=${SPLITS:-$DATA/splits_learn}
+GRPO_SPLIT=${GRPO_SPLIT:-$SPLITS/grpo.jsonl}
 RECIPES=recipes/SmolLM2-135M-Instruct
 export LESER_CONFIG=${LESER_CONFIG:-configs/leser.synth.yaml}
 
-for need in "$SPLITS/sft.jsonl" "$SPLITS/grpo.jsonl" "$SPLITS/eval.jsonl" "$SPLITS/probe.jsonl" \
+for need in "$SPLITS/sft.jsonl" "$GRPO_SPLIT" "$SPLITS/eval.jsonl" "$SPLITS/probe.jsonl" \
   "$DATA/index/manifest.json" "$DATA/relevance/model.txt" models/smollm2-135m-instruct/config.json; do
   [[ -e $need ]] || { echo "error: $need is missing: run 'make data PROFILE=learn' first" >&2; exit 2; }
 done
@@ -88,7 +90,7 @@ if [[ ! -e $RUN/grpo/last ]]; then
   echo "== [1gpu] GRPO for ${GRPO_BUDGET_S} s: $RECIPES/grpo/learn-1gpu.yaml -> $RUN/grpo"
   ( export LESER_TIME_BUDGET_S=$GRPO_BUDGET_S
     timed grpo "$RUN/grpo.log" $SWIFT rlhf "$RECIPES/grpo/learn-1gpu.yaml" \
-      --model "$RUN/sft/last" --output_dir "$RUN/grpo" --dataset "$SPLITS/grpo.jsonl" ${GRPO_ARGS:-} )
+      --model "$RUN/sft/last" --output_dir "$RUN/grpo" --dataset "$GRPO_SPLIT" ${GRPO_ARGS:-} )
   "$PY" scripts/latest_checkpoint.py "$RUN/grpo" --link "$RUN/grpo/last"
 fi
 "$PY" scripts/plot_grpo.py "$RUN/grpo" --out "$RUN/grpo_curves.png" > /dev/null
@@ -98,7 +100,7 @@ timed probe "$RUN/probe.log" "$PY" scripts/probe_curve.py --grpo "$RUN/grpo" --s
   --split "$SPLITS/probe.jsonl" --out "$RUN/probe" --every "$PROBE_EVERY" --batch-size 50 &
 probe_job=$!
 echo "== [1gpu] reward diagnosis (background) -> $RUN/diagnosis"
-cpu_job timed diagnosis "$RUN/diagnosis.log" "$PY" scripts/diagnose_reward.py --split "$SPLITS/grpo.jsonl" \
+cpu_job timed diagnosis "$RUN/diagnosis.log" "$PY" scripts/diagnose_reward.py --split "$GRPO_SPLIT" \
   --grpo "$RUN/grpo" --config "$LESER_CONFIG" --out "$RUN/diagnosis" &
 diagnosis_job=$!
 echo "== [1gpu] the run's samples under other reward settings (background) -> $RUN/whatif"
