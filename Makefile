@@ -56,6 +56,7 @@ bench: setup  ## all benchmarks; writes bench/results/*.json and bench/RESULTS.m
 #                  splits' prompts and that the few-shot baseline runs on (BACKBONE_MODEL below)
 #   MODEL          GRPO start model (default: the latest SFT checkpoint, scripts/latest_checkpoint.py)
 #   MAX_STEPS      cap the optimizer steps of sft/grpo (e.g. MAX_STEPS=2 for a smoke test)
+#   GRPO_PROMPTS   all (default) | low_recall: GRPO on the prompts whose query recalls <= GRPO_MAX_RECALL (0) items
 #   SWIFT_ARGS     more ms-swift arguments, appended last so they win (e.g. SWIFT_ARGS="--learning_rate 2e-6")
 #
 # Multi-node (the paper profile on 2 x 8 GPUs): ms-swift starts torchrun itself from these variables; run the same
@@ -155,14 +156,16 @@ GRPO_MODEL = $(or $(MODEL),$(if $(filter no_warmup,$(GRPO_VARIANT)),,$(shell $(P
 # skipped to that step; AdamW restarts, as the recipes save weights only). Without a checkpoint it starts afresh.
 GRPO_RESUME = $(if $(RESUME),$(shell $(PY) scripts/latest_checkpoint.py $(RUN_DIR)/grpo 2>/dev/null))
 
-# GRPO_PROMPTS=low_recall: GRPO only on the prompts whose query alone recalls nothing (null-result queries, where
-# abstaining scores 0 and the reward separates expansions; scripts/select_grpo_prompts.py, README "GRPO where
-# expanding matters"). Default: every prompt of the GRPO split, as the paper.
+# GRPO_PROMPTS=low_recall: GRPO only on the prompts whose query alone recalls at most GRPO_MAX_RECALL items (0:
+# the null-result queries, where abstaining scores 0 and the reward separates expansions;
+# scripts/select_grpo_prompts.py, docs/experiment/cpu_low_recall/). Default: every prompt of the GRPO split, as the
+# paper. A changed GRPO_MAX_RECALL needs the old grpo_low_recall.jsonl deleted first.
 GRPO_PROMPTS ?= all
+GRPO_MAX_RECALL ?= 0
 GRPO_DATA = $(SPLITS)/$(if $(filter low_recall,$(GRPO_PROMPTS)),grpo_low_recall,grpo).jsonl
 
 $(SPLITS)/grpo_low_recall.jsonl: | $(SPLITS)/sft.jsonl
-	$(PY) scripts/select_grpo_prompts.py --split $(SPLITS)/grpo.jsonl --max-recall 0 --out $@
+	$(PY) scripts/select_grpo_prompts.py --split $(SPLITS)/grpo.jsonl --max-recall $(GRPO_MAX_RECALL) --out $@
 
 grpo: | $(SPLITS)/sft.jsonl $(filter %_low_recall.jsonl,$(GRPO_DATA))  ## GRPO with the LESER reward: swift rlhf recipes/BACKBONE/grpo/GRPO_VARIANT.yaml
 	@test -n "$(GRPO_MODEL)$(filter no_warmup,$(GRPO_VARIANT))" || \
