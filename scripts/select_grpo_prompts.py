@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_prep.cli import ArgumentParser, int_at_least, run_cli  # noqa: E402
 from data_prep.formats import atomic_write_path  # noqa: E402
-from leser.settings import load_settings, open_backend  # noqa: E402
+from leser.settings import load_settings  # noqa: E402
+from search_sim import open_engine  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -86,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.resolve() == args.split.resolve():
         raise ValueError(f"--out {args.out}: would overwrite the input split")
     rows = read_rows(args.split)
-    engine, _ = open_backend(load_settings(args.config))
+    engine = open_engine(
+        load_settings(args.config).search
+    )  # Ret(q) needs no judge: the relevance model stays unloaded
     recall = recall_sizes(engine, [r["query"] for r in rows])
     kept = select(rows, recall, args.max_recall)
     if not kept:
