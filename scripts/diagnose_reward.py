@@ -144,6 +144,32 @@ def landscape(args, engine, scorer, oracle, ctx, queries: list[str]) -> dict:
     }
 
 
+SAMPLE_KINDS = ("abstains", "expands", "fails the gate")
+
+
+def advantage_push(rows: list[dict]) -> dict:
+    """Per level and kind of sample (abstains / expands validly / fails the gate): how many samples GRPO drew, their
+    mean advantage and the sum. Every failed gate is an attempted expansion, so its negative advantage also lowers the
+    probability of the tokens that start an expansion: where validity is uncertain, abstaining (never invalid) is the
+    safe answer of the group. Rows need "level", "valid", "abstains" and ms-swift's logged "advantages"."""
+    cells: dict = defaultdict(list)
+    for r in rows:
+        if r.get("advantages") is None:
+            continue
+        kind = "fails the gate" if not r["valid"] else "abstains" if r["abstains"] else "expands"
+        for level in (r["level"], "all"):
+            cells[level, kind].append(float(r["advantages"]))
+    return {
+        level: {
+            kind: {"n": len(v), "mean": float(np.mean(v)), "sum": float(np.sum(v))}
+            for kind in SAMPLE_KINDS
+            if (v := cells.get((level, kind)))
+        }
+        for level in (*LEVELS, "all")
+        if any((level, kind) in cells for kind in SAMPLE_KINDS)
+    }
+
+
 def policy(rows: list[dict], scorer, oracle, ctx, first_steps: int, window: int) -> dict:
     rows = [r for r in rows if r["query"] is not None]
     if not rows:
@@ -248,6 +274,7 @@ def policy(rows: list[dict], scorer, oracle, ctx, first_steps: int, window: int)
             [r["reward"] - abstain_of[r["query"]] for r in expanding], [r["d_ndcg10"] for r in expanding]
         ),
         "zero_std_group_share": float(np.mean([s["zero_std_groups"] for s in steps])),
+        "advantage_push": advantage_push(rows),
         "steps": steps,
         "windows": windows,
     }
@@ -314,6 +341,24 @@ def markdown(result: dict) -> str:
                 f"{_f(100 * w['abstention_specific'], 0)}% | {_f(100 * w['abstention_broad'], 0)}% | "
                 f"{100 * w['zero_std_groups']:.0f}% |"
             )
+        push = pol.get("advantage_push")
+        if push:
+            lines += [
+                "",
+                "## Where the advantages push (whole run, per level and kind of sample)",
+                "",
+                "Each cell: samples, mean advantage, sum of advantages. A failed gate is an attempted expansion, so its "
+                "negative advantage also pushes away from starting one; abstaining can never fail the gate.",
+                "",
+                "| level | " + " | ".join(SAMPLE_KINDS) + " |",
+                "|---|---|---|---|",
+            ]
+            for level, kinds in push.items():
+                cells = [
+                    f"{k['n']}, {k['mean']:+.2f}, {k['sum']:+.1f}" if (k := kinds.get(kind)) else "-"
+                    for kind in SAMPLE_KINDS
+                ]
+                lines.append(f"| {level} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

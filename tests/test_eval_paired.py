@@ -146,3 +146,19 @@ def test_read_completions_columnar_and_rows(tmp_path):
 def test_report_saved_before_a_column_existed_shows_nan_there():
     old = report("sft:a", {"q1": 0.1})  # its runs lack the condensed-NDCG and judged@10 columns
     assert math.isnan(old.aggregate["judged10"].mean) and old.aggregate["d_ndcg10"].mean == pytest.approx(0.1)
+
+
+def test_advantage_push_splits_each_level_by_kind_of_sample():
+    rows = [
+        {"level": "broad", "valid": True, "abstains": True, "advantages": 0.4},
+        {"level": "broad", "valid": True, "abstains": False, "advantages": 0.8},
+        {"level": "broad", "valid": False, "abstains": False, "advantages": -1.2},
+        {"level": "specific", "valid": True, "abstains": True, "advantages": 0.1},
+        {"level": "specific", "valid": True, "abstains": True, "advantages": 0.3},
+        {"level": "specific", "valid": True, "abstains": False, "advantages": None},  # not logged: skipped
+    ]
+    push = diagnose_reward.advantage_push(rows)
+    assert list(push) == ["specific", "broad", "all"]
+    assert push["broad"]["fails the gate"] == {"n": 1, "mean": -1.2, "sum": -1.2}
+    assert push["specific"] == {"abstains": {"n": 2, "mean": pytest.approx(0.2), "sum": pytest.approx(0.4)}}
+    assert push["all"]["abstains"]["n"] == 3 and push["all"]["expands"]["sum"] == pytest.approx(0.8)
