@@ -351,7 +351,7 @@ def markdown(result: dict) -> str:
                 "negative advantage also pushes away from starting one; abstaining can never fail the gate.",
                 "",
                 "| level | " + " | ".join(SAMPLE_KINDS) + " |",
-                "|---|---|---|---|",
+                "|---" * (len(SAMPLE_KINDS) + 1) + "|",
             ]
             for level, kinds in push.items():
                 cells = [

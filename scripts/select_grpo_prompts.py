@@ -87,9 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.resolve() == args.split.resolve():
         raise ValueError(f"--out {args.out}: would overwrite the input split")
     rows = read_rows(args.split)
-    engine = open_engine(
-        load_settings(args.config).search
-    )  # Ret(q) needs no judge: the relevance model stays unloaded
+    # Ret(q) needs no judge: the relevance model stays unloaded
+    engine = open_engine(load_settings(args.config).search)
     recall = recall_sizes(engine, [r["query"] for r in rows])
     kept = select(rows, recall, args.max_recall)
     if not kept:

@@ -16,8 +16,8 @@
 # EVAL_RUNS (3), EVAL_BATCH (75), PROBE_EVERY (20), CPU_THREADS (threads of each CPU-side job, 4), SPLITS
 # (artifacts/synth/splits_learn), GRPO_SPLIT (the prompts GRPO trains on, $SPLITS/grpo.jsonl; `make experiment-1gpu
 # GRPO_PROMPTS=low_recall` passes the null-result ones), and more arguments appended last (they win): SFT_ARGS and
-# GRPO_ARGS for ms-swift (e.g. GRPO_ARGS="--learning_rate 2e-6"), EVAL_ARGS for every `python -m leser.evaluation` call. LESER_CONFIG
-# (configs/leser.synth.yaml, the paper's reward) is the reward GRPO trains with and the diagnosis describes, e.g.
+# GRPO_ARGS for ms-swift (e.g. GRPO_ARGS="--learning_rate 2e-6"), EVAL_ARGS for every `python -m leser.evaluation`
+# call. LESER_CONFIG (configs/leser.synth.yaml, the paper's reward) is the reward GRPO trains with and the diagnosis describes, e.g.
 # configs/leser.synth.cost.yaml for the option expansion_cost; the what-if always starts from the paper's.
 # Logs: RUN/*.log; stage times: RUN/timings.tsv.
 set -euo pipefail
