@@ -236,3 +236,56 @@ def test_resolve_profile_overrides_only_the_abstention_cap():
     }
     with pytest.raises(ValueError, match="--max-abstention-share"):
         resolve_profile("learn", 1.5)
+
+
+def test_evidence_first_splits_differ_from_the_default_only_in_the_reasoning(
+    training_world, small_splits, tmp_path
+):
+    w = training_world
+    stats = build_splits(
+        w["dataset"], w["index"], w["relevance"], tmp_path, SMALL, teacher_reasoning="evidence_first"
+    )
+    assert stats["teacher_reasoning"] == "evidence_first"
+    assert json.loads((small_splits / "stats.json").read_text())["teacher_reasoning"] == "intent_first"
+    for name in ("grpo.jsonl", "eval.jsonl"):
+        assert (tmp_path / name).read_bytes() == (small_splits / name).read_bytes()
+    default = [json.loads(line) for line in (small_splits / "sft.jsonl").open()]
+    evidence = [json.loads(line) for line in (tmp_path / "sft.jsonl").open()]
+    assert [r["query"] for r in evidence] == [r["query"] for r in default]
+    answer = lambda row: row["messages"][-1]["content"].split("</think>")[1]  # noqa: E731
+    assert [answer(r) for r in evidence] == [answer(r) for r in default]
+    assert [r["messages"][:-1] for r in evidence] == [r["messages"][:-1] for r in default]
+    # The rule's decisions are reordered; relaxation and empty-result answers keep their own wording.
+    n_reordered = 0
+    for old, new in zip(default, evidence, strict=True):
+        old_text, new_text = old["messages"][-1]["content"], new["messages"][-1]["content"]
+        if old_text.startswith("<think>The shopper wants"):
+            assert new_text.startswith('<think>The query "') and "The shopper wants" in new_text
+            n_reordered += 1
+        else:
+            assert new_text == old_text
+    assert n_reordered > 0
+
+
+@pytest.mark.parametrize(
+    ("teacher", "reasoning", "message"),
+    [
+        ("openai", "evidence_first", "applies to the rules teacher"),
+        ("rules", "verdict_first", "must be one of"),
+    ],
+)
+def test_build_splits_rejects_a_reasoning_order_it_cannot_apply(
+    training_world, tmp_path, teacher, reasoning, message
+):
+    w = training_world
+    with pytest.raises(ValueError, match=message):
+        build_splits(
+            w["dataset"],
+            w["index"],
+            w["relevance"],
+            tmp_path,
+            SMALL,
+            teacher_name=teacher,
+            teacher_reasoning=reasoning,
+        )
+    assert not (tmp_path / "sft.jsonl").exists()

@@ -78,6 +78,43 @@ def test_rules_teacher_broad_query_gets_three_diverse_grounded_expansions():
     assert "broad" in out.reasoning
 
 
+@pytest.mark.parametrize(
+    ("query", "items", "evidence", "decision"),
+    [
+        ("running shoes", BROAD_ITEMS, "no attribute value of its results", "so it is broad"),
+        ("nike running shoes", BROAD_ITEMS, 'only the brand "Nike"', "so it is broad"),
+        (
+            "black nike pegasus 40",
+            SPECIFIC_ITEMS,
+            'already names the color "black"',
+            "so it is already specific",
+        ),
+        ("wd19tb dock", SPECIFIC_ITEMS, 'the identifier "wd19tb"', "so it is already specific"),
+        ("running shoes", UNIFORM_ITEMS, "no attribute value of its results", "hardly differ"),
+    ],
+)
+def test_evidence_first_reasoning_states_what_the_query_names_before_deciding(
+    query, items, evidence, decision
+):
+    intent_first = RulesTeacher().teach(query, items)
+    out = RulesTeacher(reasoning="evidence_first").teach(query, items)
+    assert out.expansions == intent_first.expansions  # the same answer, only the reasoning is reordered
+    assert out.reasoning.startswith(f'The query "{query}" ')
+    assert intent_first.reasoning.startswith("The shopper wants")
+    assert evidence in out.reasoning
+    assert (
+        out.reasoning.index(evidence)
+        < out.reasoning.index(decision)
+        < out.reasoning.index("The shopper wants")
+    )
+    assert check_completion(out.completion, query, Rules()).valid
+
+
+def test_rules_teacher_rejects_an_unknown_reasoning_order():
+    with pytest.raises(ValueError, match="evidence_first"):
+        RulesTeacher(reasoning="decision_first")
+
+
 def test_rules_teacher_is_deterministic():
     a = RulesTeacher().complete_many(["running shoes"] * 2, [BROAD_ITEMS, BROAD_ITEMS])
     assert a[0] == a[1] == RulesTeacher().teach("running shoes", BROAD_ITEMS).completion

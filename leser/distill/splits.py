@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from data_prep.cli import ArgumentParser
 from data_prep.formats import atomic_write_path, load_dataset, write_json
-from leser.distill.teachers import OpenAITeacher, RulesTeacher, rules_teacher
+from leser.distill.teachers import REASONING_STYLES, OpenAITeacher, RulesTeacher, rules_teacher
 from leser.prompts import MAX_CONTEXT_ITEMS, PromptStats, format_completion, prompt_sizing, prompts_for
 from leser.reward import LeserScorer
 from leser.settings import Settings, load_settings, open_backend
@@ -226,11 +226,22 @@ def _inputs_fingerprint(teacher_name, settings, index_dir, relevance_dir, profil
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:12]
 
 
-def make_teacher(name: str, work_dir: Path, tokenizer, max_context_items: int, engine=None, catalog=None):
-    """The SFT teacher `name`: the rules teacher bound to `engine` (`rules_teacher`; unbound without one), or the
-    OpenAI-compatible endpoint of the environment, caching its answers in `work_dir`."""
+def make_teacher(
+    name: str,
+    work_dir: Path,
+    tokenizer,
+    max_context_items: int,
+    engine=None,
+    catalog=None,
+    reasoning: str = "intent_first",
+):
+    """The SFT teacher `name`: the rules teacher bound to `engine` (`rules_teacher`; unbound without one) writing
+    its reasoning in the order `reasoning`, or the OpenAI-compatible endpoint of the environment, caching its
+    answers in `work_dir`."""
     if name == "rules":
-        return RulesTeacher() if engine is None else rules_teacher(engine, catalog)
+        return (
+            RulesTeacher(reasoning=reasoning) if engine is None else rules_teacher(engine, catalog, reasoning)
+        )
     if name == "openai":
         return OpenAITeacher.from_env(
             work_dir / "openai_cache.jsonl", tokenizer=tokenizer, max_context_items=max_context_items
@@ -249,12 +260,26 @@ def build_splits(
     tokenizer_dir: str | Path | None = None,
     seed: int = 13,
     batch_size: int = 64,
+    teacher_reasoning: str = "intent_first",
 ) -> dict:
     """Write the four split files and stats.json to `out_dir`; returns the stats dict.
 
     `config_path`: a LESER_CONFIG YAML whose reward settings and gate rules are used (its `search` and `relevance`
     are replaced by `index_dir` and `relevance_dir`); None: the defaults of leser.settings.Settings.
+    `teacher_reasoning`: the order of the rules teacher's reasoning (`RulesTeacher.reasoning`).
     """
+    if teacher_reasoning not in REASONING_STYLES:
+        raise ValueError(
+            f"teacher reasoning must be one of {', '.join(REASONING_STYLES)}, got {teacher_reasoning!r}"
+        )
+    if teacher_reasoning != "intent_first" and teacher_name != "rules":
+        raise ValueError(
+            f"--teacher-reasoning {teacher_reasoning} applies to the rules teacher, not {teacher_name}"
+        )
+    # The default keeps its name, so the scored candidates of earlier runs stay reusable.
+    teacher_key = (
+        teacher_name if teacher_reasoning == "intent_first" else f"{teacher_name}-{teacher_reasoning}"
+    )
     out_dir = Path(out_dir)
     work_dir = out_dir / ".work"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -301,13 +326,17 @@ def build_splits(
 
     # SFT candidates: teacher, then gate + reward, appended to the work file batch by batch (resumable).
     sft_contexts, sft_messages = split_prompts(splits["sft"], "sft")
-    fingerprint = _inputs_fingerprint(
-        teacher_name, settings, index_dir, relevance_dir, profile, tokenizer_dir
-    )
-    scored_path = work_dir / f"scored.{teacher_name}.{fingerprint}.jsonl"
+    fingerprint = _inputs_fingerprint(teacher_key, settings, index_dir, relevance_dir, profile, tokenizer_dir)
+    scored_path = work_dir / f"scored.{teacher_key}.{fingerprint}.jsonl"
     scored = _load_scored(scored_path)
     teacher = make_teacher(
-        teacher_name, work_dir, tokenizer, profile.max_context_items, engine, dataset.catalog
+        teacher_name,
+        work_dir,
+        tokenizer,
+        profile.max_context_items,
+        engine,
+        dataset.catalog,
+        teacher_reasoning,
     )
     todo = [i for i, q in enumerate(splits["sft"]) if q not in scored]
     if len(todo) < len(splits["sft"]):
@@ -319,7 +348,7 @@ def build_splits(
     no_expansion = format_completion("", [])
     with scored_path.open("a", encoding="utf-8") as work:
         for start in tqdm(
-            range(0, len(todo), batch_size), desc=f"teacher {teacher_name} + reward", unit="batch"
+            range(0, len(todo), batch_size), desc=f"teacher {teacher_key} + reward", unit="batch"
         ):
             rows = todo[start : start + batch_size]
             qs = [splits["sft"][i] for i in rows]
@@ -400,6 +429,7 @@ def build_splits(
     stats = {
         "profile": asdict(profile),
         "teacher": teacher_name,
+        "teacher_reasoning": teacher_reasoning,
         "dataset": str(dataset_dir),
         "index": str(index_dir),
         "relevance": str(relevance_dir),
@@ -474,6 +504,13 @@ def build_parser() -> ArgumentParser:
         help="cap on empty answers among the SFT rows, in (0, 1]; 1.0 keeps the teacher's own mix "
         "(default: the profile's)",
     )
+    p.add_argument(
+        "--teacher-reasoning",
+        choices=list(REASONING_STYLES),
+        default="intent_first",
+        help="order of the rules teacher's reasoning: intent_first (default) or evidence_first (the attribute "
+        "values the query names, then the decision; docs/experiment/sft_evidence_first/)",
+    )
     p.add_argument("--seed", type=int, default=13)
     return p
 
@@ -493,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         config_path=args.config,
         tokenizer_dir=args.tokenizer,
         seed=args.seed,
+        teacher_reasoning=args.teacher_reasoning,
     )
     print(
         json.dumps(

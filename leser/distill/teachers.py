@@ -63,6 +63,8 @@ def _item_pairs(item: dict) -> list[tuple[str, str]]:
     return [(name, value.strip()) for name, value in pairs if value and value.strip()]
 
 
+REASONING_STYLES = ("intent_first", "evidence_first")
+
 _NEGATIONS = frozenset({"without", "no", "not", "non", "never"})
 
 
@@ -111,9 +113,20 @@ class RulesTeacher:
     min_expansions: int = 3
     max_expansions: int = 4
     specific_min_named_attributes: int = 2
+    # Order of the reasoning (`REASONING_STYLES`). intent_first: "The shopper wants ..., but q is broad: ..." (the
+    # decision is the token after the intent). evidence_first: the attribute values the query names come first,
+    # then the decision, so a small student writes the evidence the rule counts before it commits
+    # (docs/experiment/sft_evidence_first/). The answers (expansions or empty list) are the same.
+    reasoning: str = "intent_first"
     max_value_chars: int = 40
     max_expansion_chars: int = 110
     max_expansion_tokens: int = 14
+
+    def __post_init__(self):
+        if self.reasoning not in REASONING_STYLES:
+            raise ValueError(
+                f"reasoning must be one of {', '.join(REASONING_STYLES)}, got {self.reasoning!r}"
+            )
 
     def teach(self, query: str, items: Sequence[dict]) -> TeacherOutput:
         analyze = self.analyzer or _default_analyzer()
@@ -130,16 +143,29 @@ class RulesTeacher:
         )
         named = self._named_attributes(items, query_tokens, analyze)
         intent = self._intent(items)
+        evidence_first = self.reasoning == "evidence_first"
         if identifier is not None or len(named) >= self.specific_min_named_attributes:
             if identifier is not None:
                 why = f'names the identifier "{identifier}"'
             else:
                 why = "already names " + " and ".join(f'the {n} "{v}"' for n, v in list(named.items())[:3])
+            if evidence_first:
+                return TeacherOutput(
+                    f'The query "{query}" {why}, and the top results agree with it, so it is already specific. '
+                    f"The shopper wants {intent}; expanding the query would only drift from the intent.",
+                    [],
+                )
             return TeacherOutput(
                 f'The shopper wants {intent}. The query "{query}" {why}, and the top results agree with it, '
                 "so it is already specific; expanding it would only drift from the intent.",
                 [],
             )
+        # What the query fixes, as the evidence-first reasoning states it before deciding.
+        names = (
+            "only " + " and ".join(f'the {n} "{v}"' for n, v in named.items())
+            if named
+            else "no attribute value of its results"
+        )
         if len(items) < self.min_context_items:
             relaxed = self._relax(query, analyze, len(items))
             if relaxed:
@@ -148,12 +174,27 @@ class RulesTeacher:
         splitting = self._splitting_attributes(items, query_tokens, fixed, analyze)
         expansions, used = self._compose(query, items, splitting, query_tokens, analyze)
         if len(expansions) < self.min_expansions:
+            if evidence_first:
+                return TeacherOutput(
+                    f'The query "{query}" names {names}, but its results hardly differ in their attributes, so '
+                    f"no value would clarify it further. The shopper wants {intent}; the query is specific "
+                    "enough as it is.",
+                    [],
+                )
             return TeacherOutput(
                 f'The shopper wants {intent}. The results for "{query}" hardly differ in their attributes, '
                 "so no value would clarify the query further; it is specific enough as it is.",
                 [],
             )
         described = "; ".join(f"{name} ({', '.join(values[:3])})" for name, values in used.items() if values)
+        if evidence_first:
+            return TeacherOutput(
+                f'The query "{query}" names {names}, so it is broad: the results differ in {described}. The '
+                f"shopper wants {intent}; each expansion keeps the query and adds a different combination of "
+                "these values taken from the results, so together they cover the main variants without leaving "
+                "the intent.",
+                expansions,
+            )
         return TeacherOutput(
             f'The shopper wants {intent}, but "{query}" is broad: the results differ in {described}. '
             "Each expansion keeps the query and adds a different combination of these values taken from the "
@@ -323,10 +364,10 @@ def catalog_value_index(
     return {tokens: frozenset(names) for tokens, names in index.items()}
 
 
-def rules_teacher(engine, catalog=None) -> RulesTeacher:
+def rules_teacher(engine, catalog=None, reasoning: str = "intent_first") -> RulesTeacher:
     """The rules teacher bound to an engine, as the SFT data and the evaluation's `rules` system both use it: the
     engine's analyzer and vocabulary, query relaxation through its recall sizes, and (given the catalog table) the
-    catalog's attribute values."""
+    catalog's attribute values. `reasoning`: the order of its reasoning text (`RulesTeacher.reasoning`)."""
     analyze = engine.analyzer.analyze
     catalog_rows = catalog.select(["brand", "attributes"]).to_pylist() if catalog is not None else []
     return RulesTeacher(
@@ -334,6 +375,7 @@ def rules_teacher(engine, catalog=None) -> RulesTeacher:
         catalog_values=catalog_value_index(catalog_rows, analyze),
         vocabulary_contains=engine.vocabulary_contains,
         recall_sizes=lambda queries: [r.recall_size for r in engine.search_many(queries, k=1)],
+        reasoning=reasoning,
     )
 
 
