@@ -1,8 +1,12 @@
 """Teachers: the rules teacher's decisions, and the OpenAI-compatible teacher against a real local HTTP server."""
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -86,7 +90,7 @@ def test_rules_teacher_broad_query_gets_three_diverse_grounded_expansions():
         (
             "black nike pegasus 40",
             SPECIFIC_ITEMS,
-            'already names the color "black"',
+            'already names the brand "Nike" and the color "black"',
             "so it is already specific",
         ),
         ("wd19tb dock", SPECIFIC_ITEMS, 'the identifier "wd19tb"', "so it is already specific"),
@@ -113,6 +117,28 @@ def test_evidence_first_reasoning_states_what_the_query_names_before_deciding(
 def test_rules_teacher_rejects_an_unknown_reasoning_order():
     with pytest.raises(ValueError, match="evidence_first"):
         RulesTeacher(reasoning="decision_first")
+
+
+def test_rules_teacher_reasoning_does_not_depend_on_the_hash_seed():
+    """The SFT rows are the same bytes on every run: named attributes in catalog order, not set order."""
+    script = (
+        "from tests.test_training_teachers import RulesTeacher, SPECIFIC_ITEMS\n"
+        "print(RulesTeacher().teach('black nike pegasus 40', SPECIFIC_ITEMS).reasoning)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    texts = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(4)
+    }
+    assert len(texts) == 1
+    assert 'names the brand "Nike" and the color "black" and the model "pegasus 40"' in texts.pop()
 
 
 def test_rules_teacher_is_deterministic():

@@ -274,7 +274,9 @@ class RulesTeacher:
         """Attributes whose value (as seen on some context item) the query already contains."""
         hits: dict[str, Counter] = defaultdict(Counter)
         for item in items:
-            for name, value in set(_item_pairs(item)):
+            # dict.fromkeys, not set: one count per item, in catalog order whatever the hash seed, so the reasoning
+            # names the attributes in the same order on every run
+            for name, value in dict.fromkeys(_item_pairs(item)):
                 tokens = set(analyze(value))
                 if tokens and tokens <= query_tokens:
                     hits[name][value] += 1
