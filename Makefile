@@ -227,6 +227,11 @@ demo:  ## CPU demo: setup, data, index, relevance, splits, SFT, GRPO, evaluation
 # Results: runs/learn/{probe,diagnosis}/, runs/eval/learn/results.{md,json,png}; committed copies in docs/experiment/.
 LEARN_EVAL := EVAL_RUNS=3 EVAL_SYSTEMS=none,rules,sft:runs/learn/sft/last,leser:runs/learn/grpo/last \
 	EVAL_ARGS="--max-new-tokens 192 --batch-size 25"
+# Abstention per level of the rules teacher, the warm-up and LESER from an evaluation folder's generations (the
+# newest file of each kind), and the specific - broad gap the issue's bars need (scripts/abstention_gap.py).
+ABSTENTION_GAP = $(PY) scripts/abstention_gap.py rules=$(1)/generations/rules.jsonl \
+	sft=$$(ls -t $(1)/generations/sft_*.jsonl | head -n 1) leser=$$(ls -t $(1)/generations/leser_*.jsonl | head -n 1) \
+	--out $(1)/abstention_gap.json > $(1)/abstention_gap.md
 experiment: PROFILE := learn
 experiment:  ## learning experiment on CPU (~4.5 h): learn SFT (3 epochs) + GRPO, probe curve, 150 queries x 3 runs, diagnosis
 	@start=$$(date +%s); mkdir -p runs/learn; \
@@ -238,6 +243,8 @@ experiment:  ## learning experiment on CPU (~4.5 h): learn SFT (3 epochs) + GRPO
 	$(PY) scripts/probe_curve.py --grpo runs/learn/grpo --start runs/learn/sft/last \
 		--split $(DATA)/splits_learn/probe.jsonl --out runs/learn/probe --every 25 && \
 	$(MAKE) --no-print-directory eval PROFILE=learn $(LEARN_EVAL) && \
+	echo "== [abstention] per query level, specific - broad gap with intervals -> runs/eval/learn/abstention_gap.md" && \
+	$(call ABSTENTION_GAP,runs/eval/learn) && \
 	echo "== [diagnosis] reward landscape and GRPO behaviour -> runs/learn/diagnosis" && \
 	$(PY) scripts/diagnose_reward.py --split $(GRPO_DATA) --grpo runs/learn/grpo \
 		--out runs/learn/diagnosis > /dev/null && \

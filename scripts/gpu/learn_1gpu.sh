@@ -119,4 +119,9 @@ echo "== [1gpu] results table with paired intervals -> $EVAL_OUT"
 timed assemble "$RUN/eval.log" "${EVAL[@]}" --systems "none,rules,sft:$RUN/sft/last,leser:$RUN/grpo/last" \
   --reuse-from "$EVAL_OUT/base" --reuse-from "$EVAL_OUT/sft" --reuse-from "$EVAL_OUT/leser" --out "$EVAL_OUT"
 cat "$EVAL_OUT/results.md"
-echo "== [1gpu] done: $EVAL_OUT/results.md, $RUN/probe/probe.png, $RUN/grpo_curves.png, $TIMINGS"
+echo "== [1gpu] abstention per query level and the specific - broad gap -> $EVAL_OUT/abstention_gap.md"
+"$PY" scripts/abstention_gap.py "rules=$EVAL_OUT/generations/rules.jsonl" \
+  "sft=$(ls -t "$EVAL_OUT"/generations/sft_*.jsonl | head -n 1)" \
+  "leser=$(ls -t "$EVAL_OUT"/generations/leser_*.jsonl | head -n 1)" \
+  --out "$EVAL_OUT/abstention_gap.json" | tee "$EVAL_OUT/abstention_gap.md"
+echo "== [1gpu] done: $EVAL_OUT/results.md, $EVAL_OUT/abstention_gap.md, $RUN/probe/probe.png, $RUN/grpo_curves.png, $TIMINGS"
