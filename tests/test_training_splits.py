@@ -73,6 +73,9 @@ def test_probe_split_is_disjoint_and_leaves_other_profiles_alone():
 def test_learn_profile_is_sized_for_the_experiment():
     learn = PROFILES["learn"]
     assert learn.eval_queries >= 150 and learn.probe_queries == 50 and learn.max_context_items == 3
+    # evidence-first reasoning where it was measured (docs/experiment/sft_evidence_first/); elsewhere unchanged
+    assert learn.teacher_reasoning == "evidence_first"
+    assert {p.teacher_reasoning for name, p in PROFILES.items() if name != "learn"} == {"intent_first"}
 
 
 def test_split_is_deterministic_per_seed():
