@@ -116,22 +116,20 @@ def compare(systems: list[tuple[str, Path]], seed: int = 0) -> dict:
     result, all_samples = {"systems": {}, "versus_first": {}}, {}
     for label, shares, _ in loaded:
         result["systems"][label], all_samples[label] = summarize(shares, by_level, draws)
+
+    def point(label: str, key: str) -> float:
+        summary = result["systems"][label]
+        return (summary["gap"] if key == "gap" else summary["levels"][key])["abstain"]
+
     first = loaded[0][0]
     for label, _, _ in loaded[1:]:
-        diffs = {}
-        for key in [*by_level, "gap"]:
-            if key in all_samples[first]:
-                point = (
-                    result["systems"][label]["gap"]["abstain"] - result["systems"][first]["gap"]["abstain"]
-                    if key == "gap"
-                    else result["systems"][label]["levels"][key]["abstain"]
-                    - result["systems"][first]["levels"][key]["abstain"]
-                )
-                diffs[key] = {
-                    "mean": point,
-                    "ci95": interval(all_samples[label][key] - all_samples[first][key]),
-                }
-        result["versus_first"][label] = diffs
+        result["versus_first"][label] = {
+            key: {
+                "mean": point(label, key) - point(first, key),
+                "ci95": interval(all_samples[label][key] - all_samples[first][key]),
+            }
+            for key in all_samples[first]
+        }
     return result
 
 
