@@ -225,7 +225,12 @@ demo:  ## CPU demo: setup, data, index, relevance, splits, SFT, GRPO, evaluation
 # Stop GRPO early with a checkpoint at the current step: touch runs/learn/grpo/STOP (the next step end saves and
 # stops; `make experiment` then goes on to the probe and the evaluation of that checkpoint).
 # Results: runs/learn/{probe,diagnosis}/, runs/eval/learn/results.{md,json,png}; committed copies in docs/experiment/.
-LEARN_EVAL := EVAL_RUNS=3 EVAL_SYSTEMS=none,rules,sft:runs/learn/sft/last,leser:runs/learn/grpo/last \
+# GRPO_STAGE2_STEPS=N (default 0: off): after the first GRPO run, N more steps on every prompt of the GRPO split
+# from its last checkpoint into runs/learn/stage2/ (docs/experiment/sft_evidence_first/stage2/: after null-result
+# prompts, the prompts where abstaining is right); the probe and the evaluation then follow the stage-2 checkpoints.
+GRPO_STAGE2_STEPS ?= 0
+LEARN_LESER := $(if $(filter-out 0,$(GRPO_STAGE2_STEPS)),runs/learn/stage2,runs/learn)
+LEARN_EVAL := EVAL_RUNS=3 EVAL_SYSTEMS=none,rules,sft:runs/learn/sft/last,leser:$(LEARN_LESER)/grpo/last \
 	EVAL_ARGS="--max-new-tokens 192 --batch-size 25"
 # Abstention per level of the rules teacher, the warm-up and LESER from an evaluation folder's generations (the
 # newest file of each kind), and the specific - broad gap the issue's bars need (scripts/abstention_gap.py).
@@ -239,15 +244,19 @@ experiment:  ## learning experiment on CPU (~4.5 h): learn SFT (3 epochs) + GRPO
 	$(MAKE) --no-print-directory data PROFILE=learn && \
 	{ test -e runs/learn/sft/last || $(MAKE) --no-print-directory sft PROFILE=learn; } && \
 	{ test -e runs/learn/grpo/last || $(MAKE) --no-print-directory grpo PROFILE=learn RESUME=1; } && \
-	echo "== [probe] true NDCG@10 of the SFT start and the GRPO checkpoints -> runs/learn/probe" && \
-	$(PY) scripts/probe_curve.py --grpo runs/learn/grpo --start runs/learn/sft/last \
-		--split $(DATA)/splits_learn/probe.jsonl --out runs/learn/probe --every 25 && \
+	{ test "$(LEARN_LESER)" = runs/learn || test -e runs/learn/stage2/grpo/last || $(MAKE) --no-print-directory grpo \
+		PROFILE=learn RESUME=1 RUN_DIR=runs/learn/stage2 MODEL=runs/learn/grpo/last GRPO_PROMPTS=all \
+		MAX_STEPS=$(GRPO_STAGE2_STEPS) SWIFT_ARGS="--save_steps 20"; } && \
+	echo "== [probe] true NDCG@10 of the GRPO start and checkpoints -> $(LEARN_LESER)/probe" && \
+	$(PY) scripts/probe_curve.py --grpo $(LEARN_LESER)/grpo \
+		--start $(if $(filter runs/learn,$(LEARN_LESER)),runs/learn/sft/last,runs/learn/grpo/last) \
+		--split $(DATA)/splits_learn/probe.jsonl --out $(LEARN_LESER)/probe --every $(if $(filter runs/learn,$(LEARN_LESER)),25,20) && \
 	$(MAKE) --no-print-directory eval PROFILE=learn $(LEARN_EVAL) && \
 	echo "== [abstention] per query level, specific - broad gap with intervals -> runs/eval/learn/abstention_gap.md" && \
 	$(call ABSTENTION_GAP,runs/eval/learn) && \
-	echo "== [diagnosis] reward landscape and GRPO behaviour -> runs/learn/diagnosis" && \
-	$(PY) scripts/diagnose_reward.py --split $(GRPO_DATA) --grpo runs/learn/grpo \
-		--out runs/learn/diagnosis > /dev/null && \
+	echo "== [diagnosis] reward landscape and GRPO behaviour -> $(LEARN_LESER)/diagnosis" && \
+	$(PY) scripts/diagnose_reward.py --split $(if $(filter runs/learn,$(LEARN_LESER)),$(GRPO_DATA),$(SPLITS)/grpo.jsonl) \
+		--grpo $(LEARN_LESER)/grpo --config $(LESER_CONFIG) --out $(LEARN_LESER)/diagnosis > /dev/null && \
 	echo "== [experiment] done in $$(( ($$(date +%s) - start) / 60 )) min: runs/eval/learn/results.md"
 
 # The real ESCI US sample shipped in data/esci_us_sample (Apache-2.0): import, index, relevance model,

@@ -311,7 +311,7 @@ def markdown(result: dict) -> str:
     if pol:
         lines += [
             f"## What the policy sampled in GRPO steps 1-{pol['first_steps']} ({pol['samples_in_first_steps']} "
-            "samples: the SFT warm-up's behaviour)",
+            "samples: the behaviour of the checkpoint GRPO started from)",
             "",
             "| level | samples | reward | reward - abstain reward | valid | abstains | expanding beats abstaining "
             "| dNDCG@10 of valid expansions (oracle) |",

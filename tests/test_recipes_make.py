@@ -75,10 +75,10 @@ def test_make_sft_then_grpo_two_steps_on_cpu(base_model_dir, training_world, sma
     assert (run_dir / "grpo" / "grpo_curves.png").stat().st_size > 0
 
 
-def dry_run(target: str, *variables: str) -> str:
-    """The commands `make TARGET` would run (make -n), without running them."""
+def make_output(*arguments: str) -> str:
+    """stdout of `make ARGUMENTS` (asserting success), with no GPU detected."""
     result = subprocess.run(
-        ["make", "--no-print-directory", "-n", target, *variables],
+        ["make", "--no-print-directory", *arguments],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -87,6 +87,11 @@ def dry_run(target: str, *variables: str) -> str:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
+
+
+def dry_run(target: str, *variables: str) -> str:
+    """The commands `make TARGET` would run (make -n), without running them."""
+    return make_output("-n", target, *variables)
 
 
 def test_make_sft_llm_trains_the_sft_recipe_on_the_rejection_sampled_split(tmp_path):
@@ -152,3 +157,20 @@ def test_make_grpo_low_recall_selects_the_null_result_prompts_first(tmp_path):
     # once selected, the split is reused
     (splits / "grpo_low_recall.jsonl").write_text("")
     assert not any("scripts/select_grpo_prompts.py" in c for c in commands("GRPO_PROMPTS=low_recall"))
+
+
+def make_variable(name: str, *variables: str) -> str:
+    """The value make gives variable NAME, with the command-line VARIABLES (nothing runs)."""
+    return make_output("-s", f"--eval=print-var: ; @echo $({name})", "print-var", *variables).strip()
+
+
+def test_experiment_evaluates_the_stage2_policy_only_when_a_second_stage_is_asked_for():
+    def leser_system(*variables: str) -> str:
+        systems = make_variable("LEARN_EVAL", *variables).split("EVAL_SYSTEMS=")[1].split()[0]
+        return next(s for s in systems.split(",") if s.startswith("leser:"))
+
+    assert leser_system() == "leser:runs/learn/grpo/last"
+    assert leser_system("GRPO_STAGE2_STEPS=0") == "leser:runs/learn/grpo/last"
+    assert leser_system("GRPO_STAGE2_STEPS=60") == "leser:runs/learn/stage2/grpo/last"
+    # the warm-up stays the SFT checkpoint either way
+    assert "sft:runs/learn/sft/last" in make_variable("LEARN_EVAL", "GRPO_STAGE2_STEPS=60")
