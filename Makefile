@@ -228,6 +228,7 @@ demo:  ## CPU demo: setup, data, index, relevance, splits, SFT, GRPO, evaluation
 # GRPO_STAGE2_STEPS=N (default 0: off): after the first GRPO run, N more steps on every prompt of the GRPO split
 # from its last checkpoint into runs/learn/stage2/ (docs/experiment/sft_evidence_first/stage2/: after null-result
 # prompts, the prompts where abstaining is right); the probe and the evaluation then follow the stage-2 checkpoints.
+# SWIFT_ARGS apply to the first stage only; the second runs the recipe as it is, saving every 20 steps.
 GRPO_STAGE2_STEPS ?= 0
 LEARN_LESER := $(if $(filter-out 0,$(GRPO_STAGE2_STEPS)),runs/learn/stage2,runs/learn)
 LEARN_EVAL := EVAL_RUNS=3 EVAL_SYSTEMS=none,rules,sft:runs/learn/sft/last,leser:$(LEARN_LESER)/grpo/last \

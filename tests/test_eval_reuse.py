@@ -62,3 +62,34 @@ def test_systems_evaluated_in_parallel_folders_are_assembled(
     with pytest.raises(FileNotFoundError, match="nothere"):
         main([*_args(small_synth_dir, small_index, small_relevance_dir, joined, "none"), "--reuse-from",
               str(tmp_path / "nothere")])  # fmt: skip
+
+
+def test_fingerprint_ignores_other_split_files_of_the_dataset_but_not_its_data(tmp_path):
+    from types import SimpleNamespace
+
+    from leser.evaluation.reuse import fingerprint
+
+    dataset, index, relevance = tmp_path / "synth", tmp_path / "index", tmp_path / "relevance"
+    for folder in (dataset / "splits_learn", dataset / "truth", index, relevance):
+        folder.mkdir(parents=True)
+    (dataset / "catalog.parquet").write_bytes(b"catalog")
+    split = dataset / "splits_learn" / "eval.jsonl"
+    split.write_text('{"query": "a"}\n')
+    args = SimpleNamespace(
+        split=split, rules=None, dataset=dataset, index=index, relevance=relevance, runs=3, seed=0
+    )
+    before = fingerprint("rules", args)
+    # written after an evaluation by `make grpo GRPO_PROMPTS=low_recall`: no evaluation number depends on it
+    (dataset / "splits_learn" / "grpo_low_recall.jsonl").write_text("{}\n")
+    (dataset / "splits_other").mkdir()
+    (dataset / "splits_other" / "sft.jsonl").write_text("{}\n")
+    assert fingerprint("rules", args) == before
+    split.write_text('{"query": "b"}\n')  # the evaluated split itself: by content
+    assert fingerprint("rules", args) != before
+    split.write_text('{"query": "a"}\n')
+    assert fingerprint("rules", args) == before
+    (dataset / "splits_notes.txt").write_text("a file at the top level counts")
+    assert fingerprint("rules", args) != before
+    after_notes = fingerprint("rules", args)
+    (dataset / "truth" / "grades.parquet").write_bytes(b"truth")
+    assert fingerprint("rules", args) != after_notes

@@ -5,6 +5,8 @@ run again (a model system on CPU costs minutes to hours; an interrupted `make ev
 limit, runs, temperature, max new tokens, seed, batch size, backend, top-k, merge policy, new-items depth), the
 content of the split and rules files, the dataset, index and relevance-model folders (file names, sizes, mtimes) and,
 for a model system, the resolved checkpoint's files. Any difference, or `--no-reuse`, evaluates the system again.
+The dataset's `splits*/` folders are left out of its listing: the split evaluated is hashed by content, and the other
+split files (SFT rows, GRPO prompts, a low-recall selection written later) change no evaluation number.
 """
 
 from __future__ import annotations
@@ -42,15 +44,22 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def _folder_listing(folder: Path) -> list:
-    """Names, sizes and mtimes of every file below `folder` (cheap: a checkpoint is hundreds of MB)."""
+def _folder_listing(folder: Path, skip_prefix: str | None = None) -> list:
+    """Names, sizes and mtimes of every file below `folder` (cheap: a checkpoint is hundreds of MB), except those
+    under a top-level subfolder whose name starts with `skip_prefix`."""
     if not folder.exists():
         return [str(folder), "missing"]
     files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
+    if skip_prefix and folder.is_dir():
+        files = [p for p in files if not _under_skipped(p.relative_to(folder), skip_prefix)]
     return [
         (str(p.relative_to(folder) if p != folder else p.name), p.stat().st_size, p.stat().st_mtime_ns)
         for p in files
     ]
+
+
+def _under_skipped(relative: Path, prefix: str) -> bool:
+    return len(relative.parts) > 1 and relative.parts[0].startswith(prefix)
 
 
 def fingerprint(spec: str, args) -> str:
@@ -58,8 +67,10 @@ def fingerprint(spec: str, args) -> str:
     parts: list = [spec, {name: str(getattr(args, name, None)) for name in OPTIONS}]
     for path in (args.split, args.rules):
         parts.append(_file_digest(Path(path)) if path and Path(path).is_file() else str(path))
-    for folder in (args.dataset, args.index, args.relevance):
-        parts.append(_folder_listing(Path(folder)) if not str(folder).startswith("http") else str(folder))
+    for folder, skip in ((args.dataset, "splits"), (args.index, None), (args.relevance, None)):
+        parts.append(
+            _folder_listing(Path(folder), skip) if not str(folder).startswith("http") else str(folder)
+        )
     kind, _, arg = spec.partition(":")
     if kind in MODEL_KINDS and arg:
         checkpoint = resolve_checkpoint(arg).resolve()
