@@ -108,7 +108,10 @@ def plot(labels, values, teacher, out: Path, title: str) -> None:
     for ax, (key, name, bar) in zip(axes.flat, PANELS, strict=True):
         means = [m for m, _ in values[key]]
         stds = [s for _, s in values[key]]
-        ax.errorbar(x, means, yerr=stds, marker="o", capsize=4, color="tab:blue", label="policy")
+        # no connecting line: points may be siblings (two seeds of one stage), not always a sequence
+        ax.errorbar(
+            x, means, yerr=stds, marker="o", linestyle="none", capsize=4, color="tab:blue", label="policy"
+        )
         if key in teacher:
             ax.axhline(teacher[key], color="tab:green", linestyle="--", label="rules teacher")
         if bar is not None:
