@@ -230,7 +230,12 @@ demo:  ## CPU demo: setup, data, index, relevance, splits, SFT, GRPO, evaluation
 # prompts, the prompts where abstaining is right); the probe and the evaluation then follow the stage-2 checkpoints.
 # SWIFT_ARGS apply to the first stage only; the second runs the recipe as it is, saving every 20 steps.
 GRPO_STAGE2_STEPS ?= 0
-LEARN_LESER := $(if $(filter-out 0,$(GRPO_STAGE2_STEPS)),runs/learn/stage2,runs/learn)
+LEARN_STAGE2 = $(filter-out 0,$(GRPO_STAGE2_STEPS))
+# the GRPO run the probe, evaluation and diagnosis follow, where it started, its prompts and checkpoint spacing
+LEARN_LESER = $(if $(LEARN_STAGE2),runs/learn/stage2,runs/learn)
+LEARN_LESER_START = $(if $(LEARN_STAGE2),runs/learn/grpo/last,runs/learn/sft/last)
+LEARN_LESER_PROMPTS = $(if $(LEARN_STAGE2),$(SPLITS)/grpo.jsonl,$(GRPO_DATA))
+LEARN_LESER_SAVE_STEPS = $(if $(LEARN_STAGE2),20,25)
 LEARN_EVAL := EVAL_RUNS=3 EVAL_SYSTEMS=none,rules,sft:runs/learn/sft/last,leser:$(LEARN_LESER)/grpo/last \
 	EVAL_ARGS="--max-new-tokens 192 --batch-size 25"
 # Abstention per level of the rules teacher, the warm-up and LESER from an evaluation folder's generations (the
@@ -245,18 +250,17 @@ experiment:  ## learning experiment on CPU (~4.5 h): learn SFT (3 epochs) + GRPO
 	$(MAKE) --no-print-directory data PROFILE=learn && \
 	{ test -e runs/learn/sft/last || $(MAKE) --no-print-directory sft PROFILE=learn; } && \
 	{ test -e runs/learn/grpo/last || $(MAKE) --no-print-directory grpo PROFILE=learn RESUME=1; } && \
-	{ test "$(LEARN_LESER)" = runs/learn || test -e runs/learn/stage2/grpo/last || $(MAKE) --no-print-directory grpo \
+	$(if $(LEARN_STAGE2),{ test -e runs/learn/stage2/grpo/last || $(MAKE) --no-print-directory grpo \
 		PROFILE=learn RESUME=1 RUN_DIR=runs/learn/stage2 MODEL=runs/learn/grpo/last GRPO_PROMPTS=all \
-		MAX_STEPS=$(GRPO_STAGE2_STEPS) SWIFT_ARGS="--save_steps 20"; } && \
+		MAX_STEPS=$(GRPO_STAGE2_STEPS) SWIFT_ARGS="--save_steps $(LEARN_LESER_SAVE_STEPS)"; } &&) \
 	echo "== [probe] true NDCG@10 of the GRPO start and checkpoints -> $(LEARN_LESER)/probe" && \
-	$(PY) scripts/probe_curve.py --grpo $(LEARN_LESER)/grpo \
-		--start $(if $(filter runs/learn,$(LEARN_LESER)),runs/learn/sft/last,runs/learn/grpo/last) \
-		--split $(DATA)/splits_learn/probe.jsonl --out $(LEARN_LESER)/probe --every $(if $(filter runs/learn,$(LEARN_LESER)),25,20) && \
+	$(PY) scripts/probe_curve.py --grpo $(LEARN_LESER)/grpo --start $(LEARN_LESER_START) \
+		--split $(DATA)/splits_learn/probe.jsonl --out $(LEARN_LESER)/probe --every $(LEARN_LESER_SAVE_STEPS) && \
 	$(MAKE) --no-print-directory eval PROFILE=learn $(LEARN_EVAL) && \
 	echo "== [abstention] per query level, specific - broad gap with intervals -> runs/eval/learn/abstention_gap.md" && \
 	$(call ABSTENTION_GAP,runs/eval/learn) && \
 	echo "== [diagnosis] reward landscape and GRPO behaviour -> $(LEARN_LESER)/diagnosis" && \
-	$(PY) scripts/diagnose_reward.py --split $(if $(filter runs/learn,$(LEARN_LESER)),$(GRPO_DATA),$(SPLITS)/grpo.jsonl) \
+	$(PY) scripts/diagnose_reward.py --split $(LEARN_LESER_PROMPTS) \
 		--grpo $(LEARN_LESER)/grpo --config $(LESER_CONFIG) --out $(LEARN_LESER)/diagnosis > /dev/null && \
 	echo "== [experiment] done in $$(( ($$(date +%s) - start) / 60 )) min: runs/eval/learn/results.md"
 

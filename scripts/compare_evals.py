@@ -13,7 +13,6 @@ and dataset, else the difference would mix protocols: a mismatch is an error nam
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -23,24 +22,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_prep.cli import ArgumentParser, run_cli  # noqa: E402
 from data_prep.formats import write_json  # noqa: E402
-from leser.evaluation.report import levels_in_order, paired_stats, per_query_differences  # noqa: E402
+from leser.evaluation.report import (  # noqa: E402
+    find_system,
+    levels_in_order,
+    paired_stats,
+    per_query_differences,
+    read_results,
+)
 
 PROTOCOL_FIELDS = ("dataset", "split", "temperature", "top_k", "truth")
 
 
 def load_system(path: Path, prefix: str) -> tuple[dict, dict]:
     """(meta, the one system of results.json whose name starts with `prefix`)."""
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not a readable results.json ({err})") from None
-    names = [s["name"] for s in results.get("systems", [])]
-    matches = [s for s in results.get("systems", []) if s["name"].startswith(prefix)]
-    if len(matches) != 1:
-        raise ValueError(
-            f"{path}: {len(matches)} systems start with {prefix!r} (systems: {', '.join(names)})"
-        )
-    return results["meta"], matches[0]
+    results = read_results(path)
+    return results.get("meta", {}), find_system(results, prefix, path)
 
 
 def compare(a: dict, b: dict, levels: dict[str, str] | None = None, seed: int = 0) -> dict:

@@ -16,16 +16,15 @@ A point is LABEL=RESULTS_JSON:SYSTEM, SYSTEM being the start of a system name in
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_prep.cli import ArgumentParser, run_cli  # noqa: E402
-from data_prep.formats import atomic_write_path  # noqa: E402
+from leser.evaluation.report import find_system, read_results, save_figure  # noqa: E402
 
-# metric key of results.json "aggregate" -> (panel title, bar value or None, the bar's direction)
+# (metric key of results.json "aggregate", panel title, the bar or None)
 PANELS = (
     ("d_ndcg10", "NDCG@10 change vs no expansion (oracle)", None),
     ("validity", "valid answers (%)", 95.0),
@@ -43,28 +42,6 @@ def parse_point(text: str) -> tuple[str, Path, str]:
             f"{text!r}: a point is LABEL=RESULTS_JSON:SYSTEM (e.g. 'stage 1=runs/eval/x/results.json:leser')"
         )
     return label, Path(path), system
-
-
-def load_results(path: Path) -> list[dict]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ValueError(f"{path}: cannot read ({err.strerror})") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}:{err.lineno}: not JSON ({err.msg})") from None
-    systems = data.get("systems") if isinstance(data, dict) else None
-    if not isinstance(systems, list):
-        raise ValueError(f"{path}: no 'systems' list (not a results.json of leser.evaluation)")
-    return systems
-
-
-def find_system(systems: list[dict], prefix: str, path: Path) -> dict:
-    found = [s for s in systems if str(s.get("name", "")).startswith(prefix)]
-    if len(found) != 1:
-        names = ", ".join(str(s.get("name")) for s in systems)
-        what = "no system" if not found else f"{len(found)} systems"
-        raise ValueError(f"{path}: {what} named {prefix!r}... (systems: {names})")
-    return found[0]
 
 
 def metric(system: dict, key: str, path: Path) -> tuple[float, float]:
@@ -85,13 +62,13 @@ def collect(points: list[str]) -> tuple[list[str], dict[str, list[tuple[float, f
     labels, values, teacher = [], {key: [] for key, _, _ in PANELS}, {}
     for i, text in enumerate(points):
         label, path, prefix = parse_point(text)
-        systems = load_results(path)
-        system = find_system(systems, prefix, path)
+        results = read_results(path)
+        system = find_system(results, prefix, path)
         labels.append(label)
         for key, _, _ in PANELS:
             values[key].append(metric(system, key, path))
         if i == 0:
-            rules = [s for s in systems if s.get("name") == "rules"]
+            rules = [s for s in results["systems"] if s.get("name") == "rules"]
             if rules:
                 teacher = {key: metric(rules[0], key, path)[0] for key, _, _ in PANELS}
     return labels, values, teacher
@@ -127,9 +104,7 @@ def plot(labels, values, teacher, out: Path, title: str) -> None:
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_write_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:

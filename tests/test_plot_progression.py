@@ -58,8 +58,8 @@ def test_a_missing_metric_is_nan_not_zero(tmp_path):
         ("label=path-without-system", "a point is LABEL=RESULTS_JSON:SYSTEM"),
         ("x={missing}:sft", "cannot read"),
         ("x={bad}:sft", ":1: not JSON"),
-        ("x={two}:leser", "2 systems named 'leser'"),
-        ("x={two}:sft", "no system named 'sft'"),
+        ("x={two}:leser", "2 systems start with 'leser'"),
+        ("x={two}:sft", "0 systems start with 'sft'"),
     ],
 )
 def test_bad_points_fail_with_one_line_naming_the_file(tmp_path, capsys, point, message):

@@ -244,6 +244,28 @@ def write_results(
     write_chart(out / "results.png", reports, meta.get("title", ""))
 
 
+def read_results(path: Path) -> dict:
+    """A results.json written by `write_results`; ValueError naming the file (and line) when it is not one."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read ({err.strerror})") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: not JSON ({err.msg})") from None
+    if not isinstance(results, dict) or not isinstance(results.get("systems"), list):
+        raise ValueError(f"{path}: no 'systems' list (not a results.json of leser.evaluation)")
+    return results
+
+
+def find_system(results: dict, prefix: str, path: Path) -> dict:
+    """The one system of `results` whose name starts with `prefix` (`leser` matches `leser:runs/x/grpo/last`)."""
+    matches = [s for s in results["systems"] if str(s.get("name", "")).startswith(prefix)]
+    if len(matches) != 1:
+        names = ", ".join(str(s.get("name")) for s in results["systems"])
+        raise ValueError(f"{path}: {len(matches)} systems start with {prefix!r} (systems: {names})")
+    return matches[0]
+
+
 def write_chart(path: Path, reports: list[SystemReport], title: str) -> None:
     """Grouped bars of % queries with dRet > 0 and dRel > 0 (error bars: std over runs), plus dNDCG@10."""
     import matplotlib
